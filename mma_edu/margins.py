@@ -1,0 +1,237 @@
+"""Input-space margins: estimates by AN-PGD search, and exact values for ground truth.
+
+- :func:`estimate_margins` — any model: the length of the shortest successful
+  perturbation AN-PGD finds (an upper bound of the true margin, since the
+  perturbation is checked to really change the prediction).
+- :func:`linear_margins` — exact margins of a multiclass linear model (closed form).
+- :func:`grid_margins_2d` — margins of any 2-D classifier by dense search.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from . import norms
+from .attacks._common import Clip, as_per_example, check_batch, check_count, check_labels, eval_mode, to_box
+from .attacks.anpgd import anpgd
+from .losses import is_correct, logit_margin
+
+
+@dataclass
+class MarginResult:
+    """Per-example margin estimates; every field has one row per example."""
+
+    margin: Tensor  # (N,) length of the shortest successful perturbation found; 0 if misclassified; max_eps if none found
+    found: Tensor  # (N,) bool: a successful perturbation (or the clean point itself) was found
+    x_adv: Tensor  # (N, ...) that perturbed point (x where misclassified or nothing was found)
+
+    def summary(self, thresholds: tuple[float, ...] = ()) -> dict[str, float]:
+        """Mean, median, quartiles, fraction found and fraction with margin above each threshold."""
+        m = self.margin.double()
+        out = {
+            "n": float(m.numel()),
+            "mean": m.mean().item(),
+            "median": m.median().item(),
+            "q25": m.quantile(0.25).item(),
+            "q75": m.quantile(0.75).item(),
+            "found": self.found.double().mean().item(),
+        }
+        for t in thresholds:
+            out[f"frac>{t:g}"] = (m > t).double().mean().item()
+        return out
+
+
+def estimate_margins(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    *,
+    norm: str = "linf",
+    max_eps: float,
+    steps: int = 40,
+    search_steps: int = 12,
+    restarts: int = 1,
+    refine: int = 3,
+    step_scale: float = 2.5,
+    clip: Clip = (0.0, 1.0),
+    batch_size: int | None = None,
+) -> MarginResult:
+    """Estimate each example's margin: the shortest successful perturbation found by AN-PGD.
+
+    For each correctly classified example, AN-PGD (logit-margin loss, as at
+    test time) runs PGD at max_eps/2 and bisects along the direction found;
+    each of the ``refine`` further rounds reruns it at the best length found so
+    far, where PGD finds a better direction for that radius (random starts,
+    the last round from the best point so far). ``restarts`` repeats
+    everything. Every candidate is checked with a forward pass; only points
+    that really change the prediction count. Cost per example:
+    restarts·(1 + refine)·(steps forward-backward + search_steps + 2 forward).
+
+    Args:
+        model: module mapping x to logits (N, C).
+        x: inputs (N, ...) in ``clip``; y: labels (N,).
+        norm: "linf" or "l2"; max_eps: the search's upper end (> 0).
+        steps, search_steps: PGD and bisection steps per round.
+        restarts: independent searches (>= 1); refine: extra rounds each (>= 0).
+        clip: valid box, or None for unbounded inputs (2-D toys).
+        batch_size: split x into chunks of this size (None: one batch).
+
+    Returns:
+        :class:`MarginResult` — ``margin`` (N,) is an upper bound of the true
+        margin wherever ``found``; 0 for misclassified examples; ``max_eps``
+        with found=False where no successful point was found below it.
+    """
+    norms.check_norm(norm)
+    check_batch(x, y, clip)
+    check_count(restarts, "restarts", 1)
+    check_count(refine, "refine", 0)
+    if not (isinstance(max_eps, (int, float)) and math.isfinite(max_eps) and max_eps > 0):
+        raise ValueError(f"max_eps must be a positive number, got {max_eps!r}")
+    if batch_size is not None:
+        check_count(batch_size, "batch_size", 1)
+        if x.shape[0] > batch_size:
+            parts = [
+                estimate_margins(
+                    model, x[i : i + batch_size], y[i : i + batch_size], norm=norm, max_eps=max_eps, steps=steps,
+                    search_steps=search_steps, restarts=restarts, refine=refine, step_scale=step_scale, clip=clip,
+                )
+                for i in range(0, x.shape[0], batch_size)
+            ]
+            return MarginResult(*(torch.cat([getattr(p, f) for p in parts]) for f in ("margin", "found", "x_adv")))
+
+    x = x.detach()
+    with eval_mode(model), torch.no_grad():
+        logits = model(x)
+        check_labels(logits, y)
+        correct = is_correct(logits, y)
+        margin = torch.where(correct, float(max_eps), 0.0).to(x.dtype)
+        found = ~correct
+        x_best = x.clone()
+        idx = torch.nonzero(correct).squeeze(1)
+        xc, yc = x[idx], y[idx]
+        top = as_per_example(max_eps, xc, "max_eps")
+        for _ in range(restarts):
+            eps, start = top / 2, None
+            for k in range(1 + refine):
+                res = anpgd(
+                    model, xc, yc, eps, norm=norm, max_eps=top, steps=steps, search_steps=search_steps,
+                    step_scale=step_scale, loss="lm", clip=clip, start=start,
+                )
+                # The upper end of the bracket is the shortest scale seen to succeed.
+                cand = to_box(xc + norms.per_example(res.upper, xc) * res.direction, clip)
+                ok = res.found & (logit_margin(model(cand), yc) >= 0)
+                length = norms.norm_of(cand - xc, norm)
+                better = ok & (length < margin[idx])
+                margin[idx[better]] = length[better]
+                found[idx[better]] = True
+                x_best[idx[better]] = cand[better]
+                # The next round searches at the best radius so far. Random starts
+                # let PGD reach other classes; the last round starts from the best
+                # point (random where none was found) to polish its direction.
+                eps = torch.where(found[idx], margin[idx], top).clamp_min(1e-12 * float(max_eps))
+                if k == refine - 1:
+                    start = torch.where(
+                        norms.per_example(found[idx], xc), x_best[idx] - xc, norms.random_in_ball(xc, eps, norm)
+                    )
+    return MarginResult(margin=margin, found=found, x_adv=x_best)
+
+
+def linear_margins(weight: Tensor, bias: Tensor, x: Tensor, y: Tensor, *, norm: str) -> Tensor:
+    """Exact margins of the linear model z = W x + b (no box): (C, D), (C,), (N, ...), (N,) -> (N,).
+
+    d = min_{j≠y} (z_y − z_j) / ‖w_y − w_j‖_*, with ‖·‖_* the dual norm of
+    ``norm`` (ℓ1 for ℓ∞, ℓ2 for ℓ2); 0 for misclassified examples.
+    """
+    norms.check_norm(norm)
+    if weight.dim() != 2 or bias.shape != (weight.shape[0],):
+        raise ValueError(f"weight must be (C, D) and bias (C,), got {tuple(weight.shape)} and {tuple(bias.shape)}")
+    flat = x.reshape(x.shape[0], -1)
+    if flat.shape[1] != weight.shape[1]:
+        raise ValueError(f"x has {flat.shape[1]} features per example, weight expects {weight.shape[1]}")
+    z = flat @ weight.T + bias  # (N, C)
+    # ‖w_c − w_j‖_* for every pair of classes: (C, C)
+    diffs = (weight[:, None, :] - weight[None, :, :]).reshape(-1, weight.shape[1])
+    pair = norms.dual_norm_of(diffs, norm).reshape(weight.shape[0], weight.shape[0])
+    gap = z.gather(1, y[:, None]) - z  # (N, C): z_y − z_j
+    dist = gap / pair[y]
+    dist = dist.masked_fill(torch.nn.functional.one_hot(y, weight.shape[0]).bool(), float("inf"))
+    return dist.amin(dim=1).clamp_min(0)
+
+
+@dataclass
+class GridMargins:
+    """Margins of a 2-D classifier by dense search; fields (N,) except ``tolerance``."""
+
+    margin: Tensor  # (N,) distance to the nearest grid point classified otherwise (inf if none)
+    found: Tensor  # (N,) bool: such a grid point exists inside the searched square
+    tolerance: float  # the estimate lies in [true margin, true margin + tolerance] for boundaries resolved by the grid
+
+
+def grid_margins_2d(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    *,
+    norm: str,
+    resolution: float = 0.005,
+    pad: float = 1.0,
+    chunk: int = 65536,
+) -> GridMargins:
+    """Margins of any classifier of 2-D points by evaluating it on a dense grid.
+
+    The model is evaluated once on a square grid of spacing ``resolution``
+    covering the points' bounding box plus ``pad`` on every side. An example's
+    margin is its distance (in ``norm``) to the nearest grid point where its
+    label loses (L_LM ≥ 0); only grid points on the edge of that region need
+    checking. A true boundary point lies within one grid step of such a point,
+    so the estimate is at most ``tolerance`` = resolution·√2 (ℓ2) or
+    resolution (ℓ∞) above the true margin, and never below it, wherever the
+    misclassified region is wider than a grid cell. Margins beyond ``pad`` are
+    reported as inf with found=False.
+
+    Shapes: x (N, 2), y (N,) -> GridMargins with (N,) fields.
+    """
+    norms.check_norm(norm)
+    if x.dim() != 2 or x.shape[1] != 2:
+        raise ValueError(f"x must have shape (N, 2), got {tuple(x.shape)}")
+    check_batch(x, y, None)
+    if not resolution > 0 or not pad > 0:
+        raise ValueError(f"resolution and pad must be > 0, got {resolution!r} and {pad!r}")
+    lo = x.min(0).values - pad
+    hi = x.max(0).values + pad
+    nx, ny = (int(math.ceil(v)) + 1 for v in ((hi - lo) / resolution).tolist())
+    if nx * ny > 2e7:
+        raise ValueError(f"the grid would have {nx * ny:,} points; raise resolution or lower pad")
+    gx = lo[0] + resolution * torch.arange(nx, dtype=x.dtype, device=x.device)
+    gy = lo[1] + resolution * torch.arange(ny, dtype=x.dtype, device=x.device)
+    grid = torch.stack(torch.meshgrid(gx, gy, indexing="ij"), -1).reshape(-1, 2)  # (nx·ny, 2)
+    with eval_mode(model), torch.no_grad():
+        logits = torch.cat([model(grid[i : i + chunk]) for i in range(0, grid.shape[0], chunk)])
+        check_labels(logits, y)
+        clean_correct = is_correct(model(x), y)
+    margin = torch.full((x.shape[0],), float("inf"), dtype=x.dtype, device=x.device)
+    for c in torch.unique(y).tolist():
+        labels = torch.full((grid.shape[0],), c, dtype=torch.long, device=x.device)
+        lost = (logit_margin(logits, labels) >= 0).reshape(nx, ny)
+        # Edge of the region where class c loses: a losing grid point next to a winning one.
+        edge = torch.zeros_like(lost)
+        edge[1:] |= lost[1:] & ~lost[:-1]
+        edge[:-1] |= lost[:-1] & ~lost[1:]
+        edge[:, 1:] |= lost[:, 1:] & ~lost[:, :-1]
+        edge[:, :-1] |= lost[:, :-1] & ~lost[:, 1:]
+        pts = grid[edge.reshape(-1)]
+        rows = torch.nonzero(y == c).squeeze(1)
+        if pts.numel() == 0 or rows.numel() == 0:
+            continue
+        p = 2.0 if norm == "l2" else float("inf")
+        margin[rows] = torch.cdist(x[rows], pts, p=p).amin(dim=1)
+    margin = torch.where(clean_correct, margin, torch.zeros_like(margin))
+    # Beyond pad the grid was not searched: a farther point proves nothing.
+    found = margin <= pad
+    margin = torch.where(found, margin, torch.full_like(margin, float("inf")))
+    tol = resolution * (math.sqrt(2.0) if norm == "l2" else 1.0)
+    return GridMargins(margin=margin, found=found, tolerance=tol)
