@@ -35,6 +35,26 @@ class LeNet5Madry(nn.Module):
         return self.linear2(x)
 
 
+class SmallCNN(nn.Module):
+    """LeNet5-Madry's shape at a fraction of its width, for CPU demos and tests: (N, C, 28, 28) -> (N, 10).
+
+    conv 5×5 ``width`` → pool → conv 5×5 2·``width`` → pool → linear → ``hidden`` → linear.
+    """
+
+    def __init__(self, width: int = 8, hidden: int = 64, num_classes: int = 10, in_channels: int = 1,
+                 image_size: int = 28):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, width, 5, padding=2)
+        self.conv2 = nn.Conv2d(width, 2 * width, 5, padding=2)
+        self.linear1 = nn.Linear(2 * width * (image_size // 4) ** 2, hidden)
+        self.linear2 = nn.Linear(hidden, num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        return self.linear2(F.relu(self.linear1(x.flatten(1))))
+
+
 class PerImageStandardization(nn.Module):
     """(x − mean(x)) / max(std(x), 1/√numel(x)) per image, as TensorFlow's per_image_standardization.
 
@@ -160,6 +180,7 @@ class Linear(nn.Module):
 MODELS = {
     "lenet5_madry": LeNet5Madry,
     "cifar10_wrn28_4": cifar10_wrn28_4,
+    "small_cnn": SmallCNN,
     "mlp": MLP,
 }
 
@@ -168,7 +189,10 @@ def build_model(name: str, **kwargs) -> nn.Module:
     """Build a model by name: one of :data:`MODELS`."""
     if name not in MODELS:
         raise ValueError(f"model must be one of {tuple(MODELS)!r}, got {name!r}")
-    return MODELS[name](**kwargs)
+    model = MODELS[name](**kwargs)
+    # Checkpoints record how to rebuild the model.
+    model._mma_edu_spec = {"name": name, "kwargs": dict(kwargs)}
+    return model
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -78,10 +78,14 @@ def pgd_with_margin(
     restarts: int = 1,
     clip: Clip = (0.0, 1.0),
     skip_broken: bool = True,
+    skip: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """:func:`pgd`, also returning the logit margin L_LM (N,) at each returned point.
 
-    An example is broken where that margin is >= 0.
+    An example is broken where that margin is >= 0. ``skip`` (N,) bool marks
+    examples not to attack at all (their clean input and margin are returned);
+    random starts are still drawn for them, so the other examples see the
+    same random stream whatever is skipped.
     """
     norms.check_norm(norm)
     check_batch(x, y, clip)
@@ -100,9 +104,12 @@ def pgd_with_margin(
             # Draw every example's start even for those skipped, so that which
             # examples are skipped does not change the others' random starts.
             init = norms.random_in_ball(x, eps_t, norm) if random_start else torch.zeros_like(x)
-            idx = torch.nonzero(best_lm < 0).squeeze(1) if skip_broken else torch.arange(len(x), device=x.device)
+            todo = best_lm < 0 if skip_broken else torch.ones_like(best_lm, dtype=torch.bool)
+            if skip is not None:
+                todo &= ~skip
+            idx = torch.nonzero(todo).squeeze(1)
             if idx.numel() == 0:
-                break
+                continue  # keep drawing starts so later calls see the same random stream
             xa = perturb(
                 model, x[idx], y[idx], eps_t[idx], norm=norm, steps=steps, step_size=step_t[idx],
                 loss_fn=loss_fn, clip=clip, delta_init=init[idx],

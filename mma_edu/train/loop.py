@@ -1,0 +1,381 @@
+"""The training loop: ``fit`` runs any method for a number of steps, with checkpoints and resume.
+
+Data order is fixed by ``seed`` and the epoch number (a fresh permutation per
+epoch), and the checkpoint holds the RNG states, so a run stopped at any step
+and resumed reaches the same weights as an uninterrupted one (same seed, CPU).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import torch
+from torch import Tensor, nn
+
+from ..checkpoint import FORMAT, read_checkpoint, save_checkpoint
+from ..data import ArrayDataset
+from ..losses import is_correct
+from .methods import MMA, PGDAT, Method
+from .optim import make_optimizer, set_lr
+
+LAST = "last.pt"
+BEST = "best.pt"
+HISTORY = "history.json"
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """"auto" picks cuda, then mps, then cpu; anything else is passed to torch.device."""
+    if str(device) != "auto":
+        try:
+            return torch.device(device)
+        except RuntimeError as err:
+            raise ValueError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {device!r}") from err
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+@dataclass
+class History:
+    """What a run did: its settings, one record per epoch, and the loss of every step."""
+
+    config: dict = field(default_factory=dict)
+    epochs: list[dict] = field(default_factory=list)
+    step_loss: list[float] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"config": self.config, "epochs": self.epochs, "step_loss": self.step_loss}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "History":
+        return cls(config=d.get("config", {}), epochs=list(d.get("epochs", [])), step_loss=list(d.get("step_loss", [])))
+
+    def column(self, key: str) -> list:
+        """One statistic across epochs, e.g. ``history.column("clean_acc")``."""
+        return [e.get(key) for e in self.epochs]
+
+    def save_json(self, path: str | os.PathLike) -> None:
+        """Write as JSON atomically (temp file + rename)."""
+        path = Path(path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        with os.fdopen(fd, "w") as f:
+            json.dump(self.to_dict(), f, indent=1)
+        os.replace(tmp, path)
+
+
+@dataclass
+class Event:
+    """What callbacks receive: ``kind`` is "step" or "epoch"; ``record`` that step's or epoch's statistics."""
+
+    kind: str
+    step: int
+    epoch: int
+    record: dict
+    history: History
+
+
+class _EpochStats:
+    """Running sums of the per-step statistics of the current epoch."""
+
+    def __init__(self, state: dict | None = None):
+        state = state or {}
+        self.sums: dict[str, float] = dict(state.get("sums", {}))
+        self.steps: int = state.get("steps", 0)
+        self.seconds: float = state.get("seconds", 0.0)
+        m = state.get("margins")
+        self.margins: list[Tensor] = [m] if m is not None and m.numel() else []
+
+    def add(self, stats: dict, seconds: float) -> None:
+        for k, v in stats.items():
+            if k == "_margins":
+                self.margins.append(v.detach().float().cpu())
+            else:
+                self.sums[k] = self.sums.get(k, 0.0) + float(v)
+        self.steps += 1
+        self.seconds += seconds
+
+    def state(self) -> dict:
+        m = torch.cat(self.margins) if self.margins else torch.zeros(0)
+        return {"sums": self.sums, "steps": self.steps, "seconds": self.seconds, "margins": m}
+
+    def record(self, hist_max: float | None) -> dict:
+        rec: dict[str, Any] = {k: v / max(self.steps, 1) for k, v in self.sums.items()}
+        rec["steps"] = self.steps
+        rec["seconds"] = self.seconds
+        if self.margins and hist_max:
+            m = torch.cat(self.margins)
+            counts = torch.histc(m.clamp(max=hist_max), bins=20, min=0.0, max=hist_max)
+            rec["margin_hist"] = {"edges": torch.linspace(0, hist_max, 21).tolist(), "counts": counts.tolist()}
+            rec["margin_median"] = m.median().item()
+        return rec
+
+
+def _hist_max(method: Method) -> float | None:
+    return method.max_eps if isinstance(method, MMA) else None
+
+
+def _eval_settings(method: Method, norm: str | None, max_eps: float | None) -> tuple[str | None, float | None]:
+    if norm is None and isinstance(method, (MMA, PGDAT)):
+        norm = method.norm
+    if max_eps is None:
+        if isinstance(method, MMA):
+            max_eps = method.max_eps
+        elif isinstance(method, PGDAT):
+            max_eps = 2 * method.eps
+    return norm, max_eps
+
+
+@torch.no_grad()
+def clean_accuracy(model: nn.Module, data: ArrayDataset, device: torch.device, batch_size: int = 500) -> float:
+    """Fraction of ``data`` classified correctly (strictly: ties are errors)."""
+    was = model.training
+    model.eval()
+    correct = 0
+    for i in range(0, len(data), batch_size):
+        x, y = data.x[i : i + batch_size].to(device), data.y[i : i + batch_size].to(device)
+        correct += int(is_correct(model(x), y).sum())
+    model.train(was)
+    return correct / max(len(data), 1)
+
+
+def validate(
+    model: nn.Module,
+    data: ArrayDataset,
+    device: torch.device,
+    *,
+    norm: str | None,
+    max_eps: float | None,
+    size: int = 500,
+    steps: int = 20,
+    clip: tuple[float, float] | None = (0.0, 1.0),
+) -> dict:
+    """Clean accuracy on ``data`` and, where ``norm`` and ``max_eps`` are known, the mean and
+    median margin of the first ``size`` examples (AN-PGD search, logit-margin loss, no refinement:
+    the reference's validation criterion)."""
+    from ..margins import estimate_margins
+
+    out = {"val_acc": clean_accuracy(model, data, device)}
+    if norm is not None and max_eps is not None and size > 0:
+        sub = data.subset(size)
+        res = estimate_margins(
+            model, sub.x.to(device), sub.y.to(device), norm=norm, max_eps=max_eps, steps=steps,
+            search_steps=10, refine=0, clip=clip, batch_size=500,
+        )
+        out["val_margin"] = res.margin.mean().item()
+        out["val_margin_median"] = res.margin.median().item()
+    return out
+
+
+def _rng_state() -> dict:
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"].cpu())
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+
+
+def _epoch_order(n: int, epoch: int, seed: int) -> Tensor:
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=g)
+
+
+def fit(
+    model: nn.Module,
+    train_data: ArrayDataset,
+    method: Method,
+    *,
+    steps: int | None = None,
+    epochs: int | None = None,
+    batch_size: int = 50,
+    optimizer: str | torch.optim.Optimizer = "adam",
+    lr: float = 1e-3,
+    lr_schedule: Callable[[int], float] | None = None,
+    momentum: float = 0.9,
+    weight_decay: float = 0.0,
+    augment: Callable[[Tensor], Tensor] | None = None,
+    eval_data: ArrayDataset | None = None,
+    eval_norm: str | None = None,
+    eval_max_eps: float | None = None,
+    eval_size: int = 500,
+    eval_steps: int = 20,
+    out: str | os.PathLike | None = None,
+    resume: bool = False,
+    device: str | torch.device = "auto",
+    seed: int = 0,
+    progress: bool = True,
+    callbacks: Iterable[Callable[[Event], None]] = (),
+    meta: dict | None = None,
+) -> History:
+    """Train ``model`` on ``train_data`` with ``method`` for ``steps`` steps (or ``epochs`` epochs).
+
+    Args:
+        model: the network (moved to ``device``).
+        train_data: an :class:`~mma_edu.data.ArrayDataset`; MMA keys its margin memory by its indices.
+        method: :class:`Standard`, :class:`PGDAT` or :class:`MMA` (OMMA: ``clean_weight=0``).
+        steps / epochs: run length (exactly one of them); an epoch is len(data) // batch_size steps.
+        batch_size: examples per step.
+        optimizer: "adam", "sgd" or an optimizer instance; lr, momentum, weight_decay for the named ones.
+        lr_schedule: step -> learning rate (e.g. :class:`PiecewiseConstant`); constant lr if None.
+        augment: batch transform (N, C, H, W) -> same, e.g. :func:`mma_edu.data.random_crop_flip`.
+        eval_data: held-out data; each epoch records its clean accuracy and (for MMA and PGD-AT, or
+            with eval_norm/eval_max_eps) the mean margin of its first ``eval_size`` examples.
+            ``best.pt`` keeps the epoch with the highest mean margin (clean accuracy without margins).
+        out: folder for ``last.pt`` (every epoch, at the end, on Ctrl-C), ``best.pt`` and ``history.json``.
+        resume: continue the run saved in ``out/last.pt`` up to ``steps``.
+        device: "auto" (cuda, then mps, then cpu), "cpu", "cuda", ...
+        seed: fixes initial RNG, data order and attacks' random starts.
+        progress: show a tqdm progress bar (notebook-aware) with loss, accuracy and margin.
+        callbacks: called with an :class:`Event` after every step and every epoch.
+        meta: extra plain data stored in checkpoints (e.g. the preset name).
+
+    Returns:
+        the :class:`History` (also in ``out/history.json``).
+    """
+    if not isinstance(train_data, ArrayDataset):
+        raise ValueError("train_data must be an mma_edu.data.ArrayDataset (see mma_edu.data)")
+    if not isinstance(method, Method):
+        raise ValueError("method must be Standard(), PGDAT(...) or MMA(...) from mma_edu.train")
+    if not isinstance(batch_size, int) or not 1 <= batch_size <= len(train_data):
+        raise ValueError(f"batch_size must be an integer in [1, {len(train_data)}], got {batch_size!r}")
+    steps_per_epoch = len(train_data) // batch_size
+    if (steps is None) == (epochs is None):
+        raise ValueError("give exactly one of steps= and epochs=")
+    total = steps if steps is not None else epochs * steps_per_epoch  # type: ignore[operator]
+    if not isinstance(total, int) or total < 0:
+        raise ValueError(f"steps and epochs must be non-negative integers, got steps={steps!r}, epochs={epochs!r}")
+    if resume and out is None:
+        raise ValueError("resume=True needs out= (the folder holding last.pt)")
+
+    dev = resolve_device(device)
+    model.to(dev)
+    method.setup(len(train_data), dev)
+    opt = optimizer if isinstance(optimizer, torch.optim.Optimizer) else make_optimizer(
+        optimizer, model.parameters(), lr, momentum=momentum, weight_decay=weight_decay)
+    X, Y = train_data.x.to(dev), train_data.y.to(dev)
+    eval_norm, eval_max_eps = _eval_settings(method, eval_norm, eval_max_eps)
+    clip = getattr(method, "clip", (0.0, 1.0))
+    spec = getattr(model, "_mma_edu_spec", {})
+    out_dir = Path(out) if out is not None else None
+
+    history = History(config={
+        **method.config(), "batch_size": batch_size, "steps": total, "seed": seed, "lr": lr,
+        "optimizer": optimizer if isinstance(optimizer, str) else type(optimizer).__name__,
+        "data": train_data.name, "device": str(dev), **(meta or {}),
+    })
+    start_step, best = 0, -math.inf
+    acc = _EpochStats()
+    if resume and (out_dir / LAST).exists():  # type: ignore[operator]
+        ck = read_checkpoint(out_dir / LAST, map_location=dev)  # type: ignore[operator]
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        method.load_state_dict(ck.get("method_state", {}))
+        method.setup(len(train_data), dev)
+        start_step, best = ck["step"], ck.get("best", -math.inf)
+        prev = History.from_dict(ck["history"])
+        history.epochs = [e for e in prev.epochs if not e.get("partial")]
+        history.step_loss = prev.step_loss[:start_step]
+        history.config["steps"] = total
+        acc = _EpochStats(ck.get("accum"))
+        _set_rng_state(ck["rng"])
+    else:
+        torch.manual_seed(seed)
+
+    def checkpoint(path: Path, step: int) -> None:
+        save_checkpoint(path, {
+            "format": FORMAT, "model_name": spec.get("name"), "model_kwargs": spec.get("kwargs", {}),
+            "epoch": step // steps_per_epoch, "step": step, "model": model.state_dict(),
+            "optimizer": opt.state_dict(), "method": method.config(), "method_state": method.state_dict(),
+            "rng": _rng_state(), "history": history.to_dict(), "accum": acc.state(), "best": best,
+            "data": train_data.name, "meta": meta or {},
+        })
+
+    def end_epoch(step: int, partial: bool) -> None:
+        nonlocal acc, best
+        epoch = (step - 1) // steps_per_epoch
+        rec = {"epoch": epoch + 1, "step": step, **acc.record(_hist_max(method))}
+        if partial:
+            rec["partial"] = True
+        if eval_data is not None:
+            # Validation draws its own random starts: the training stream stays as if it never ran.
+            with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+                torch.manual_seed(seed)
+                rec.update(validate(model, eval_data, dev, norm=eval_norm, max_eps=eval_max_eps, size=eval_size,
+                                    steps=eval_steps, clip=clip))
+        history.epochs = [e for e in history.epochs if not e.get("partial")] + [rec]
+        score = rec.get("val_margin", rec.get("val_acc"))
+        if out_dir is not None:
+            if not partial:
+                acc = _EpochStats()
+            if score is not None and score > best:
+                best = score
+                checkpoint(out_dir / BEST, step)
+            checkpoint(out_dir / LAST, step)
+            history.save_json(out_dir / HISTORY)
+        elif not partial:
+            acc = _EpochStats()
+        for cb in callbacks:
+            cb(Event("epoch", step, epoch, rec, history))
+
+    bar = None
+    if progress and start_step < total:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, initial=start_step, desc=method.name, unit="step")
+    step = start_step
+    try:
+        order = None
+        while step < total:
+            epoch, k = divmod(step, steps_per_epoch)
+            if order is None or k == 0:
+                order = _epoch_order(len(train_data), epoch, seed).to(dev)
+            idx = order[k * batch_size : (k + 1) * batch_size]
+            x, y = X[idx], Y[idx]
+            if augment is not None:
+                x = augment(x)
+            if lr_schedule is not None:
+                set_lr(opt, lr_schedule(step))
+            t0 = time.perf_counter()
+            model.train()
+            loss, stats = method.batch_loss(model, x, y, idx)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            acc.add(stats, time.perf_counter() - t0)
+            history.step_loss.append(stats["loss"])
+            public = {k: v for k, v in stats.items() if not k.startswith("_")}
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix({k: f"{v:.3f}" for k, v in public.items() if k in ("loss", "clean_acc", "margin")},
+                                refresh=False)
+            for cb in callbacks:
+                cb(Event("step", step, epoch, public, history))
+            if step % steps_per_epoch == 0:
+                end_epoch(step, partial=False)
+        if step % steps_per_epoch and step > start_step:
+            end_epoch(step, partial=True)
+    except KeyboardInterrupt:
+        if out_dir is not None:
+            checkpoint(out_dir / LAST, step)
+            history.save_json(out_dir / HISTORY)
+            print(f"\ninterrupted at step {step}: saved {out_dir / LAST} (resume with resume=True)")
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+    model.eval()
+    return history

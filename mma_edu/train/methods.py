@@ -1,0 +1,210 @@
+"""Training methods: each turns a batch into the loss to descend (§4 of the paper notes).
+
+- :class:`Standard` — cross-entropy on clean inputs.
+- :class:`PGDAT` — fixed-ε adversarial training (Madry et al.): cross-entropy at a PGD point.
+- :class:`MMA` — max-margin adversarial training: AN-PGD per example from its
+  remembered margin, cross-entropy at the shortest successful perturbation
+  (hinged at d_max), mixed with the clean loss. ``MMA(..., clean_weight=0)``
+  is OMMA.
+
+A method's ``batch_loss(model, x, y, index)`` returns the scalar loss (one
+backward pass trains the model) and a dict of statistics. Methods with
+per-example state (MMA's margin memory) expose ``state_dict`` /
+``load_state_dict`` so that it survives checkpoints.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+import torch
+from torch import Tensor, nn
+
+from .. import norms
+from ..attacks import STEP_SCALE, anpgd, perturb
+from ..attacks._common import Clip, as_per_example, eval_mode
+from ..losses import cross_entropy, get_loss, is_correct, soft_logit_margin
+
+
+def _check_positive(value: float, name: str) -> None:
+    if not (isinstance(value, (int, float)) and value > 0):
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
+
+
+class Method:
+    """Base class: a training objective with optional per-example state."""
+
+    name = "method"
+
+    def setup(self, num_examples: int, device: torch.device) -> None:
+        """Called once by the trainer with the training-set size."""
+
+    def batch_loss(self, model: nn.Module, x: Tensor, y: Tensor, index: Tensor) -> tuple[Tensor, dict]:
+        raise NotImplementedError
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+    def config(self) -> dict:
+        """The method's settings as plain data (for histories and checkpoints)."""
+        cfg = {f.name: getattr(self, f.name) for f in fields(self) if f.repr}  # type: ignore[arg-type]
+        return {"method": self.name, **cfg}
+
+
+@dataclass
+class Standard(Method):
+    """Cross-entropy on clean inputs."""
+
+    name = "standard"
+
+    def batch_loss(self, model, x, y, index):
+        logits = model(x)
+        loss = cross_entropy(logits, y).mean()
+        return loss, {"loss": loss.item(), "clean_acc": is_correct(logits, y).float().mean().item()}
+
+
+@dataclass
+class PGDAT(Method):
+    """PGD adversarial training at a fixed radius ``eps``.
+
+    The PGD point (random start, ``steps`` steps of ``step_size``, default
+    2.5·eps/steps, maximizing ``loss``) is found in eval mode; the model then
+    trains on cross-entropy there, mixed with ``clean_weight`` of clean loss.
+    """
+
+    eps: float
+    norm: str = "linf"
+    steps: int = 40
+    step_size: float | None = None
+    loss: str = "ce"
+    clean_weight: float = 0.0
+    clip: Clip = (0.0, 1.0)
+    name = "pgdat"
+
+    def __post_init__(self):
+        norms.check_norm(self.norm)
+        _check_positive(self.eps, "eps")
+        get_loss(self.loss)
+        if not 0 <= self.clean_weight <= 1:
+            raise ValueError(f"clean_weight must be in [0, 1], got {self.clean_weight!r}")
+
+    def batch_loss(self, model, x, y, index):
+        eps = as_per_example(self.eps, x, "eps")
+        step = STEP_SCALE * eps / max(self.steps, 1) if self.step_size is None else as_per_example(
+            self.step_size, x, "step_size")
+        with eval_mode(model):
+            x_adv = perturb(
+                model, x, y, eps, norm=self.norm, steps=self.steps, step_size=step, loss_fn=get_loss(self.loss),
+                clip=self.clip, delta_init=norms.random_in_ball(x, eps, self.norm),
+            )
+        logits_adv = model(x_adv)
+        loss = cross_entropy(logits_adv, y).mean()
+        stats = {"adv_acc": is_correct(logits_adv, y).float().mean().item()}
+        if self.clean_weight > 0:
+            logits = model(x)
+            loss = (1 - self.clean_weight) * loss + self.clean_weight * cross_entropy(logits, y).mean()
+            stats["clean_acc"] = is_correct(logits, y).float().mean().item()
+        else:
+            with eval_mode(model), torch.no_grad():
+                stats["clean_acc"] = is_correct(model(x), y).float().mean().item()
+        stats["loss"] = loss.item()
+        return loss, stats
+
+
+@dataclass
+class MMA(Method):
+    """Max-margin adversarial training (MMA); OMMA is ``clean_weight=0``.
+
+    Per batch (§4 of the paper notes):
+
+    1. clean forward (train mode); S⁺ = examples with soft logit margin < 0;
+    2. AN-PGD on S⁺ from each example's remembered margin ε_prev (at least
+       ``mineps``), bisection up to ``hinge_factor``·d_max, giving ε̂ and the
+       point x + ε̂·u; the memory stores ε̂ (0 for S⁻);
+    3. one forward of the mixed batch (the AN-PGD point for S⁺, x for S⁻);
+    4. L_MMA = (1/n)[Σ_{S⁺, ε̂<d_max} CE(x+ε̂u) + Σ_{S⁻} CE(x)];
+       loss = (1 − c)·L_MMA + c·mean CE(x).
+    """
+
+    d_max: float
+    norm: str = "linf"
+    clean_weight: float = 1 / 3
+    mineps: float | None = None
+    steps: int = 40
+    search_steps: int = 10
+    step_scale: float = STEP_SCALE
+    hinge_factor: float = 1.05
+    clip: Clip = (0.0, 1.0)
+    margins: Tensor | None = field(default=None, repr=False)
+    name = "mma"
+
+    def __post_init__(self):
+        norms.check_norm(self.norm)
+        _check_positive(self.d_max, "d_max")
+        if self.mineps is None:
+            self.mineps = self.d_max / 10
+        _check_positive(self.mineps, "mineps")
+        if not 0 <= self.clean_weight <= 1:
+            raise ValueError(f"clean_weight must be in [0, 1], got {self.clean_weight!r}")
+        if self.hinge_factor < 1:
+            raise ValueError(f"hinge_factor must be >= 1, got {self.hinge_factor!r}")
+        if self.mineps > self.max_eps:
+            raise ValueError(f"mineps ({self.mineps}) must be <= hinge_factor·d_max ({self.max_eps})")
+
+    @property
+    def max_eps(self) -> float:
+        """Upper end of the bisection: 1.05·d_max, so unbroken examples land past the hinge."""
+        return self.hinge_factor * self.d_max
+
+    def setup(self, num_examples, device):
+        if self.margins is None or self.margins.shape != (num_examples,):
+            # The margin memory: one ε_prev per training example, keyed by dataset index.
+            self.margins = torch.full((num_examples,), float(self.mineps))
+        self.margins = self.margins.to(device)
+
+    def state_dict(self):
+        return {"margins": self.margins.detach().cpu().clone()} if self.margins is not None else {}
+
+    def load_state_dict(self, state):
+        if "margins" in state:
+            self.margins = state["margins"].clone()
+
+    def batch_loss(self, model, x, y, index):
+        if self.margins is None:
+            raise RuntimeError("MMA.setup(num_examples, device) must be called before training")
+        n = x.shape[0]
+        logits = model(x)
+        positive = soft_logit_margin(logits.detach(), y) < 0  # S⁺: p_y > 1/2
+        eps_hat = torch.zeros(n, dtype=x.dtype, device=x.device)
+        x_mix = x.clone()
+        if positive.any():
+            pos = torch.nonzero(positive).squeeze(1)
+            eps_prev = self.margins[index[pos]].to(x.dtype).clamp(min=self.mineps, max=self.max_eps)
+            res = anpgd(
+                model, x[pos], y[pos], eps_prev, norm=self.norm, max_eps=self.max_eps, steps=self.steps,
+                search_steps=self.search_steps, step_scale=self.step_scale, loss="slm", clip=self.clip,
+            )
+            x_mix[pos] = res.x_adv
+            eps_hat[pos] = res.eps
+        self.margins[index] = eps_hat.to(self.margins.dtype)
+        ce_mix = cross_entropy(model(x_mix), y)
+        active = ~positive | (eps_hat < self.d_max)  # hinge: margins past d_max add nothing
+        loss_mma = (ce_mix * active).sum() / n
+        loss_clean = cross_entropy(logits, y).mean()
+        loss = (1 - self.clean_weight) * loss_mma + self.clean_weight * loss_clean
+        stats = {
+            "loss": loss.item(),
+            "clean_acc": is_correct(logits, y).float().mean().item(),
+            "margin": eps_hat.mean().item(),  # average margin over the batch (0 for S⁻)
+            "hinge_dropped": (positive & ~active).float().mean().item(),
+            "_margins": eps_hat.detach(),
+        }
+        return loss, stats
+
+
+def OMMA(d_max: float, norm: str = "linf", **kwargs) -> MMA:
+    """MMA without the clean loss (clean_weight = 0)."""
+    return MMA(d_max, norm, clean_weight=0.0, **kwargs)
