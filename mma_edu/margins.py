@@ -140,11 +140,18 @@ def estimate_margins(
     return MarginResult(margin=margin, found=found, x_adv=x_best)
 
 
-def linear_margins(weight: Tensor, bias: Tensor, x: Tensor, y: Tensor, *, norm: str) -> Tensor:
-    """Exact margins of the linear model z = W x + b (no box): (C, D), (C,), (N, ...), (N,) -> (N,).
+def linear_shortest_perturbation(
+    weight: Tensor, bias: Tensor, x: Tensor, y: Tensor, *, norm: str
+) -> tuple[Tensor, Tensor]:
+    """Exact margins and shortest successful perturbations of z = W x + b (no box).
 
     d = min_{j≠y} (z_y − z_j) / ‖w_y − w_j‖_*, with ‖·‖_* the dual norm of
-    ``norm`` (ℓ1 for ℓ∞, ℓ2 for ℓ2); 0 for misclassified examples.
+    ``norm`` (ℓ1 for ℓ∞, ℓ2 for ℓ2); δ* = −d · s, where s is the unit
+    steepest-ascent direction of ⟨w_y − w_j*, ·⟩ for the closest class j*, so
+    that z_y − z_j* drops by exactly d·‖w_y − w_j*‖_* and x + δ* lies on the
+    boundary. Misclassified examples get d = 0 and δ* = 0.
+
+    Shapes: weight (C, D), bias (C,), x (N, ...), y (N,) -> d (N,), δ* shaped like x.
     """
     norms.check_norm(norm)
     if weight.dim() != 2 or bias.shape != (weight.shape[0],):
@@ -152,14 +159,23 @@ def linear_margins(weight: Tensor, bias: Tensor, x: Tensor, y: Tensor, *, norm: 
     flat = x.reshape(x.shape[0], -1)
     if flat.shape[1] != weight.shape[1]:
         raise ValueError(f"x has {flat.shape[1]} features per example, weight expects {weight.shape[1]}")
+    c = weight.shape[0]
     z = flat @ weight.T + bias  # (N, C)
     # ‖w_c − w_j‖_* for every pair of classes: (C, C)
-    diffs = (weight[:, None, :] - weight[None, :, :]).reshape(-1, weight.shape[1])
-    pair = norms.dual_norm_of(diffs, norm).reshape(weight.shape[0], weight.shape[0])
+    pair = norms.dual_norm_of((weight[:, None, :] - weight[None, :, :]).reshape(-1, weight.shape[1]), norm)
     gap = z.gather(1, y[:, None]) - z  # (N, C): z_y − z_j
-    dist = gap / pair[y]
-    dist = dist.masked_fill(torch.nn.functional.one_hot(y, weight.shape[0]).bool(), float("inf"))
-    return dist.amin(dim=1).clamp_min(0)
+    own = torch.nn.functional.one_hot(y, c).bool()
+    # The true class's own entry is 0/0: divide by 1 there so autograd sees no NaN.
+    dist = (gap / pair.reshape(c, c)[y].masked_fill(own, 1.0)).masked_fill(own, float("inf"))
+    d, closest = dist.min(dim=1)
+    d = d.clamp_min(0)
+    direction = norms.steepest_ascent(weight[y] - weight[closest], norm)  # (N, D)
+    return d, (-d[:, None] * direction).reshape(x.shape)
+
+
+def linear_margins(weight: Tensor, bias: Tensor, x: Tensor, y: Tensor, *, norm: str) -> Tensor:
+    """Exact margins (N,) of the linear model z = W x + b; see :func:`linear_shortest_perturbation`."""
+    return linear_shortest_perturbation(weight, bias, x, y, norm=norm)[0]
 
 
 @dataclass

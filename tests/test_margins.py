@@ -6,24 +6,20 @@ import torch
 from conftest import random_linear
 from mma_edu import norms
 from mma_edu.losses import logit_margin
-from mma_edu.margins import estimate_margins, grid_margins_2d, linear_margins
+from mma_edu.margins import estimate_margins, grid_margins_2d, linear_margins, linear_shortest_perturbation
 
 
 @pytest.mark.parametrize("norm", norms.NORMS)
 def test_linear_margin_is_attained_and_not_beatable(norm):
-    # The closed form's minimizer δ* = −d·argmax direction of (w_y − w_j) reaches the boundary,
-    # and no random perturbation shorter than d flips the prediction.
+    # δ* reaches the boundary exactly, has length d, and no random perturbation shorter than d flips.
     model = random_linear(5, 4, seed=3)
     w, b = model.fc.weight.detach(), model.fc.bias.detach()
     x = torch.randn(50, 5, dtype=torch.float64)
     y = model(x).argmax(1)
-    d = linear_margins(w, b, x, y, norm=norm)
-    z = model(x).detach()
-    gap = (z.gather(1, y[:, None]) - z) / norms.dual_norm_of(
-        (w[:, None] - w[None]).reshape(-1, 5), norm).reshape(4, 4)[y]
-    j = gap.masked_fill(torch.nn.functional.one_hot(y, 4).bool(), float("inf")).argmin(1)
-    delta = -d[:, None] * norms.steepest_ascent(w[y] - w[j], norm)
-    torch.testing.assert_close(logit_margin(model(x + delta), y), torch.zeros(50, dtype=torch.float64),
+    d, delta = linear_shortest_perturbation(w, b, x, y, norm=norm)
+    torch.testing.assert_close(linear_margins(w, b, x, y, norm=norm), d)
+    torch.testing.assert_close(norms.norm_of(delta, norm), d)
+    torch.testing.assert_close(logit_margin(model(x + delta), y).detach(), torch.zeros(50, dtype=torch.float64),
                                atol=1e-9, rtol=0)
     for _ in range(20):
         u = torch.randn(50, 5, dtype=torch.float64)

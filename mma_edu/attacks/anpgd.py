@@ -52,12 +52,14 @@ def bisect(
     search_steps: int,
     search_fn,
     clip: Clip,
+    trace: list | None = None,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Bisection on the scale along ``direction``; returns (estimate, found, lower, upper), each (N,).
 
     t (N,) is the first scale, ``value`` (N,) the search loss there; each step
     tightens the bracket with the last value and evaluates its midpoint (one
-    forward pass per step).
+    forward pass per step). ``trace``, if a list, receives a dict per step
+    with the scale tried, its search loss and the bracket after it.
     """
     lower = torch.zeros_like(t)
     upper = max_eps.clone()
@@ -69,6 +71,8 @@ def bisect(
         found = found | adversarial
         lower = torch.where(adversarial, lower, torch.maximum(lower, t))
         upper = torch.where(adversarial, torch.minimum(upper, t), upper)
+        if trace is not None:
+            trace.append({"t": t.clone(), "value": value.clone(), "lower": lower.clone(), "upper": upper.clone()})
 
     for _ in range(search_steps):
         tighten(t, value)
@@ -94,6 +98,7 @@ def anpgd(
     loss: str = "slm",
     clip: Clip = (0.0, 1.0),
     start: Tensor | None = None,
+    trace: dict | None = None,
 ) -> ANPGDResult:
     """AN-PGD (§3 of the paper notes): per-example PGD at ``eps_init``, then bisection to the boundary.
 
@@ -110,6 +115,9 @@ def anpgd(
         clip: valid box (low, high) or None.
         start: PGD's starting perturbation (N, ...), projected into the ball;
             default a uniform random point of the ball, as in the paper.
+        trace: if a dict, receives "pgd" (the perturbation after each PGD
+            step) and "bisect" (scale, loss and bracket after each test) — for
+            step-by-step views; costs memory, not passes.
 
     Returns:
         :class:`ANPGDResult` with ``x_adv`` (N, ...), ``eps`` (N,), ``found`` (N,), bracket.
@@ -136,11 +144,13 @@ def anpgd(
         x_pgd = perturb(
             model, x, y, eps0, norm=norm, steps=steps, step_size=step_scale * eps0 / max(steps, 1),
             loss_fn=search_fn, clip=clip, delta_init=start,
+            trace=trace.setdefault("pgd", []) if trace is not None else None,
         )
         direction = (x_pgd - x) / norms.per_example(eps0, x)
         value = search_fn(model(x_pgd), y)
         eps, found, lower, upper = bisect(
-            model, x, y, direction, eps0, value, top, search_steps=search_steps, search_fn=search_fn, clip=clip
+            model, x, y, direction, eps0, value, top, search_steps=search_steps, search_fn=search_fn, clip=clip,
+            trace=trace.setdefault("bisect", []) if trace is not None else None,
         )
         x_adv = to_box(x + norms.per_example(eps, x) * direction, clip)
     return ANPGDResult(x_adv=x_adv, eps=eps, found=found, lower=lower, upper=upper, direction=direction)

@@ -41,6 +41,7 @@ def perturb(
     loss_fn: LossFn,
     clip: Clip,
     delta_init: Tensor | None = None,
+    trace: list | None = None,
 ) -> Tensor:
     """One PGD run maximizing ``loss_fn`` summed over the batch; returns the last iterate.
 
@@ -48,10 +49,13 @@ def perturb(
     point (zero if None; it is projected into the ball and the box). Assumes
     the inputs were checked and the model is already in the mode wanted.
     Only the input is differentiated: no parameter gradient accumulates.
+    ``trace``, if a list, receives every iterate's perturbation (for teaching views).
     """
     delta = torch.zeros_like(x) if delta_init is None else norms.project(delta_init, eps, norm)
     delta = to_box(x + delta, clip) - x
     step = norms.per_example(step_size, x)
+    if trace is not None:
+        trace.append(delta.detach().clone())
     for _ in range(steps):
         delta.requires_grad_(True)
         with torch.enable_grad():
@@ -61,6 +65,8 @@ def perturb(
         delta = norms.project(delta, eps, norm)
         # Clamping x + δ into the box only shrinks |δ_i|, so δ stays in the ball.
         delta = to_box(x + delta, clip) - x
+        if trace is not None:
+            trace.append(delta.detach().clone())
     return (x + delta).detach()
 
 
