@@ -258,6 +258,18 @@ def load(name: str, root: str | os.PathLike = DEFAULT_ROOT, download: bool = Fal
     raise ValueError(f"dataset must be one of {DATASETS!r}, got {name!r}")
 
 
+def as_cifar_shape(ds: ArrayDataset) -> ArrayDataset:
+    """Grey 28×28 images as 3×32×32 (zero-padded, channel repeated): a CIFAR10-shaped stand-in.
+
+    Used by the CIFAR10 notebook's fast modes, where no CIFAR10 is on disk; the
+    name says so, so nothing downstream mistakes it for CIFAR10.
+    """
+    if ds.x.shape[1:] != (1, 28, 28):
+        raise ValueError(f"expected images of shape (N, 1, 28, 28), got {tuple(ds.x.shape)}")
+    x = torch.nn.functional.pad(ds.x, (2, 2, 2, 2)).expand(-1, 3, -1, -1).contiguous()
+    return ArrayDataset(x, ds.y, f"{ds.name} as 3x32x32 (CIFAR10 stand-in)", ds.return_index)
+
+
 # ----------------------------------------------------------------------------
 # Batch augmentation (CIFAR10: random crop with 4 pixels of padding + flip)
 # ----------------------------------------------------------------------------

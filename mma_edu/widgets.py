@@ -50,6 +50,19 @@ class _Explorer:
     def static_figure(self):
         raise NotImplementedError
 
+    def show(self):
+        """Display now and keep a handle, so :meth:`refresh` can replace the static view later."""
+        from IPython.display import display
+
+        self._handle = display(self, display_id=True)
+        return None
+
+    def refresh(self) -> None:
+        """Re-render the displayed output (widget and static picture) if :meth:`show` displayed it."""
+        handle = getattr(self, "_handle", None)
+        if handle is not None:
+            handle.update(self)
+
     def _repr_mimebundle_(self, include=None, exclude=None, **kwargs):
         # Live frontends prefer the widget view; headless renderers show the PNG.
         bundle = dict(self.widget._repr_mimebundle_(include=include, exclude=exclude) or {})
@@ -314,10 +327,11 @@ class MNISTMarginExplorer(_Explorer):
 
 
 class TrainingDashboard(_Explorer):
-    """Live curves during ``fit``: pass ``dashboard.callback`` in ``callbacks=[...]``.
+    """Live curves during ``fit``: ``dashboard.show()``, then ``fit(..., callbacks=[dashboard.callback])``.
 
     Loss per step (every ``every`` steps), clean accuracy and average margin per
-    epoch, and the last epoch's margin histogram.
+    epoch, and the last epoch's margin histogram. After each epoch the
+    displayed static picture is refreshed too, so a headless run keeps the final curves.
     """
 
     def __init__(self, every: int = 5, title: str = "training"):
@@ -353,6 +367,7 @@ class TrainingDashboard(_Explorer):
                     e = hist["edges"]
                     self.fig.data[3].x = [(a + b) / 2 for a, b in zip(e[:-1], e[1:])]
                     self.fig.data[3].y = hist["counts"]
+            self.refresh()
 
     def static_figure(self):
         fig, axes = plt.subplots(1, 3, figsize=(12, 3))
