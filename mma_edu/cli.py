@@ -68,6 +68,9 @@ def cmd_train(args) -> int:
         raise CLIError(str(err)) from None
     if args.steps is not None and args.steps < 1:
         raise CLIError(f"--steps must be >= 1, got {args.steps}")
+    if args.precision != "fp32" and preset.method_kind not in ("mma", "omma"):
+        raise CLIError(f"--precision {args.precision} applies to MMA/OMMA presets only, not {preset.name}")
+    method = preset.method(precision=args.precision) if preset.method_kind in ("mma", "omma") else preset.method()
     splits = _load_splits(preset.dataset, args.data, args.root)
     n_val = 5000 if args.data == "full" else 400
     train, val = D.holdout(splits.train, n_val) if args.val_size != 0 else (splits.train, None)
@@ -94,7 +97,7 @@ def cmd_train(args) -> int:
             tqdm.write("  ".join(parts))
 
     fit(
-        model, train, preset.method(), steps=steps, batch_size=preset.batch_size, optimizer=preset.optimizer,
+        model, train, method, steps=steps, batch_size=preset.batch_size, optimizer=preset.optimizer,
         lr=preset.lr, lr_schedule=preset.schedule, weight_decay=preset.weight_decay,
         augment=D.random_crop_flip if preset.augment else None, eval_data=val,
         eval_max_eps=preset.validation_max_eps, eval_norm=preset.eval_norm,
@@ -189,6 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="held-out examples searched for margins each epoch; 0 disables validation (default: 500)")
     s.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps")
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="MMA/OMMA presets: bf16 runs AN-PGD's PGD iterations in bfloat16 (faster; margins within "
+                        "a few percent; the bisection and training stay fp32). Default fp32")
     s.add_argument("--root", default="data", help="dataset folder for --data full (default: data)")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_train)

@@ -27,6 +27,7 @@ from .attacks._common import Clip, check_count
 from .data import ArrayDataset
 from .losses import get_loss, is_correct
 from .margins import MarginResult, estimate_margins
+from .speed import as_layout, channels_last_model, use_channels_last
 from .train.loop import resolve_device
 
 
@@ -101,6 +102,7 @@ def robust_accuracy(
     seed: int = 0,
     skip_broken: bool = True,
     progress: bool = True,
+    channels_last: bool | None = None,
 ) -> RobustAccuracy:
     """Whitebox PGD robust accuracy at each ε of ``eps_list`` (the paper's protocol by default).
 
@@ -115,6 +117,8 @@ def robust_accuracy(
         skip_broken: attack only examples still robust (same result, much less
             work); False runs every restart on every example at every ε.
         seed: fixes the random starts (the caller's RNG stream is left as it was).
+        channels_last: attack in channels-last layout (faster convolutions; see
+            :mod:`mma_edu.speed`); None (default) turns it on for conv nets.
 
     Returns:
         :class:`RobustAccuracy` with per-ε accuracy, AvgRobAcc, AvgAcc and the
@@ -139,11 +143,13 @@ def robust_accuracy(
         bar = tqdm(total=n * len(eps), desc=f"PGD {norm}", unit="ex·eps")
     was = model.training
     model.eval()
+    cl = use_channels_last(model, channels_last, data.x)
     try:
-        with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+        with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []), channels_last_model(model, cl):
             torch.manual_seed(seed)
             for i in range(0, n, batch_size):
-                x, y = data.x[i : i + batch_size].to(dev), data.y[i : i + batch_size].to(dev)
+                x = as_layout(data.x[i : i + batch_size].to(dev), cl)
+                y = data.y[i : i + batch_size].to(dev)
                 with torch.no_grad():
                     alive = is_correct(model(x), y)
                 clean[i : i + len(x)] = alive.cpu()

@@ -29,8 +29,11 @@ class LeNet5Madry(nn.Module):
         self.linear2 = nn.Linear(1024, num_classes)
 
     def forward(self, x: Tensor) -> Tensor:
-        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
-        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        # conv → ReLU → 2×2 max-pool, computed as pool then ReLU: ReLU is monotone, so
+        # the two orders give bitwise the same values and gradients, and this one
+        # applies ReLU to 4× fewer elements.
+        x = F.relu(F.max_pool2d(self.conv1(x), 2))
+        x = F.relu(F.max_pool2d(self.conv2(x), 2))
         x = F.relu(self.linear1(x.flatten(1)))
         return self.linear2(x)
 
@@ -50,8 +53,8 @@ class SmallCNN(nn.Module):
         self.linear2 = nn.Linear(hidden, num_classes)
 
     def forward(self, x: Tensor) -> Tensor:
-        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
-        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        x = F.relu(F.max_pool2d(self.conv1(x), 2))  # = pool(ReLU(·)), see LeNet5Madry
+        x = F.relu(F.max_pool2d(self.conv2(x), 2))
         return self.linear2(F.relu(self.linear1(x.flatten(1))))
 
 

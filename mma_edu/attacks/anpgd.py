@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from .. import norms
 from ..losses import get_loss
+from ..speed import attack_autocast, check_precision
 from ._common import Clip, as_per_example, check_batch, check_count, check_labels, eval_mode, to_box
 from .pgd import STEP_SCALE, perturb
 
@@ -99,6 +100,7 @@ def anpgd(
     clip: Clip = (0.0, 1.0),
     start: Tensor | None = None,
     trace: dict | None = None,
+    precision: str = "fp32",
 ) -> ANPGDResult:
     """AN-PGD (§3 of the paper notes): per-example PGD at ``eps_init``, then bisection to the boundary.
 
@@ -118,6 +120,9 @@ def anpgd(
         trace: if a dict, receives "pgd" (the perturbation after each PGD
             step) and "bisect" (scale, loss and bracket after each test) — for
             step-by-step views; costs memory, not passes.
+        precision: "fp32", or "bf16" to run the PGD iterations (the direction
+            search) under bfloat16 autocast; the bisection stays float32
+            (see :mod:`mma_edu.speed`).
 
     Returns:
         :class:`ANPGDResult` with ``x_adv`` (N, ...), ``eps`` (N,), ``found`` (N,), bracket.
@@ -129,6 +134,7 @@ def anpgd(
     if not step_scale > 0:
         raise ValueError(f"step_scale must be > 0, got {step_scale!r}")
     search_fn = get_loss(loss)
+    check_precision(precision)
     eps0 = as_per_example(eps_init, x, "eps_init", positive=True)
     top = as_per_example(max_eps, x, "max_eps", positive=True)
     if (eps0 > top).any():
@@ -141,11 +147,12 @@ def anpgd(
             start = norms.random_in_ball(x, eps0, norm)
         elif start.shape != x.shape:
             raise ValueError(f"start must have the shape of x {tuple(x.shape)}, got {tuple(start.shape)}")
-        x_pgd = perturb(
-            model, x, y, eps0, norm=norm, steps=steps, step_size=step_scale * eps0 / max(steps, 1),
-            loss_fn=search_fn, clip=clip, delta_init=start,
-            trace=trace.setdefault("pgd", []) if trace is not None else None,
-        )
+        with attack_autocast(precision, x.device):
+            x_pgd = perturb(
+                model, x, y, eps0, norm=norm, steps=steps, step_size=step_scale * eps0 / max(steps, 1),
+                loss_fn=search_fn, clip=clip, delta_init=start,
+                trace=trace.setdefault("pgd", []) if trace is not None else None,
+            )
         direction = (x_pgd - x) / norms.per_example(eps0, x)
         value = search_fn(model(x_pgd), y)
         eps, found, lower, upper = bisect(
