@@ -12,6 +12,7 @@ from typing import Callable
 
 import torch
 
+from mma_edu.checkpoint import read_checkpoint, save_checkpoint
 from mma_edu.data import mnist_offline
 from mma_edu.models import LeNet5Madry, build_model
 from mma_edu.train import MMA, Standard, fit
@@ -24,11 +25,10 @@ def _cached(name: str, make: Callable[[], torch.nn.Module], rebuild: Callable[[]
     path = CACHE / f"{name}.pt"
     if path.exists():
         model = rebuild()
-        model.load_state_dict(torch.load(path, weights_only=True))
+        model.load_state_dict(read_checkpoint(path)["model"])
         return model
     model = make()
-    CACHE.mkdir(parents=True, exist_ok=True)
-    torch.save(model.state_dict(), path)
+    save_checkpoint(path, {"model": model.state_dict()})  # atomic: an interrupted run leaves no broken cache
     return model
 
 

@@ -72,7 +72,8 @@ def main(argv: list[str] | None = None) -> None:
                 "robust acc per eps": " ".join(f"{a:.2f}" for a in r.accuracy), "AvgRobAcc": f"{r.avg_rob_acc:.3f}",
                 "same as naive": "yes" if differ == 0 else f"no ({differ} of {r.robust.numel()} entries differ)",
             })
-    print(table(rows, ["model", "path", "seconds", "x naive", "example-passes", "robust acc per eps", "AvgRobAcc", "same as naive"]))
+    print(table(rows, ["model", "path", "seconds", "x naive", "example-passes", "robust acc per eps", "AvgRobAcc",
+                       "same as naive"]))
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import statistics
 import time
 
 import torch
@@ -103,6 +104,11 @@ def floor_seconds(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, step
     return median_time(work, repeats)
 
 
+def mma_settings(model_name: str, norm: str, steps: int, search_steps: int) -> dict:
+    """Keyword arguments of the MMA method every path uses."""
+    return dict(d_max=D_MAX[(model_name, norm)], norm=norm, steps=steps, search_steps=search_steps)
+
+
 def variant(model, method_kw: dict, n_train: int, dev: torch.device, cl: bool, precision: str):
     """A copy of the model in the variant's layout and a fresh MMA method for it."""
     m = copy.deepcopy(model)
@@ -147,10 +153,11 @@ def margins_agree(model, method_kw, n_train, get, dev, batches: int) -> dict[str
 def run(model_name: str, norm: str, dev: torch.device, repeats: int, batch: int, steps: int, search_steps: int,
         check_batches: int) -> list[dict]:
     model, get, n_train = setup(model_name, dev, batch)
-    method_kw = dict(d_max=D_MAX[(model_name, norm)], norm=norm, steps=steps, search_steps=search_steps)
+    method_kw = mma_settings(model_name, norm, steps, search_steps)
     x0, y0, _ = get(0)
+    floor = floor_seconds(model, x0, y0, steps, search_steps, max(3, repeats // 2))
     rows = [{"config": f"{model_name} {norm} floor ({steps + 2} fwd+bwd, {search_steps} fwd)",
-             "s/step": floor_seconds(model, x0, y0, steps, search_steps, max(3, repeats // 2))}]
+             "s/step": f"{floor:.3f}"}]
 
     # One independent training run per variant, all starting from the same weights.
     runs = {}
@@ -170,21 +177,21 @@ def run(model_name: str, norm: str, dev: torch.device, repeats: int, batch: int,
                 times.append(time.perf_counter() - t)
                 mem.append(memory(dev))
     agree = margins_agree(model, method_kw, n_train, get, dev, check_batches)
-    base = sorted(runs["baseline"][4])[len(runs["baseline"][4]) // 2]
+    base = statistics.median(runs["baseline"][4])
+    rows[0]["x baseline"] = f"{base / floor:.2f}"
     for name, (_, _, _, _, times, mem) in runs.items():
-        med = sorted(times)[len(times) // 2]
+        med = statistics.median(times)
         frac, worst = agree[name]
         rows.append({
-            "config": f"{model_name} {norm} {name}", "s/step": med, "x baseline": base / med,
-            "x authors (est.)": f"{REFERENCE_OVER_FLOOR * rows[0]['s/step'] / med:.2f}",
-            "img/s": batch / med, "epoch (paper)": f"{EPOCH_STEPS[model_name] * med / 60:.1f} min",
+            "config": f"{model_name} {norm} {name}", "s/step": f"{med:.3f}", "x baseline": f"{base / med:.2f}",
+            "x authors (est.)": f"{REFERENCE_OVER_FLOOR * floor / med:.2f}",
+            "img/s": f"{batch / med:.0f}", "epoch (paper)": f"{EPOCH_STEPS[model_name] * med / 60:.1f} min",
             "within 1%": f"{100 * frac:.1f}%", "max rel diff": f"{worst:.2e}",
             "mem first->last MiB": f"{mem[0]:.0f}->{mem[-1]:.0f}",
         })
+    frac, worst = agree["baseline, other random starts"]
     rows.append({"config": f"{model_name} {norm} baseline, other random starts",
-                 "within 1%": f"{100 * agree['baseline, other random starts'][0]:.1f}%",
-                 "max rel diff": f"{agree['baseline, other random starts'][1]:.2e}"})
-    rows[0]["x baseline"] = base / rows[0]["s/step"]
+                 "within 1%": f"{100 * frac:.1f}%", "max rel diff": f"{worst:.2e}"})
     return rows
 
 
@@ -196,9 +203,7 @@ def memory_trace(model_name: str, norm: str, dev: torch.device, batch: int, step
     fragmentation; the live-tensor total is what a leak would grow.
     """
     model, get, n_train = setup(model_name, dev, batch)
-    model.to(memory_format=torch.channels_last)
-    method = MMA(D_MAX[(model_name, norm)], norm, steps=steps, search_steps=search_steps)
-    method.setup(n_train, dev)
+    model, method = variant(model, mma_settings(model_name, norm, steps, search_steps), n_train, dev, True, "fp32")
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     marks, out = {1, 2, 5, total} | {10 * 2**i for i in range(12)}, []
     for k in range(1, total + 1):
@@ -228,12 +233,8 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     for norm in args.norm:
         rows += run(args.model, norm, dev, args.repeats, batch, args.steps, args.search_steps, args.check_batches)
-    for r in rows:
-        for key in ("s/step", "x baseline", "img/s"):
-            if key in r:
-                r[key] = f"{r[key]:.3f}" if key == "s/step" else f"{r[key]:.2f}" if key == "x baseline" else f"{r[key]:.0f}"
-    print(table(rows, ["config", "s/step", "x baseline", "x authors (est.)", "img/s", "epoch (paper)", "within 1%", "max rel diff",
-                       "mem first->last MiB"]))
+    print(table(rows, ["config", "s/step", "x baseline", "x authors (est.)", "img/s", "epoch (paper)", "within 1%",
+                       "max rel diff", "mem first->last MiB"]))
     print(f"peak memory: {peak_memory(dev):.0f} MiB ({'CUDA allocated' if dev.type == 'cuda' else 'resident set'})")
     if args.memory_steps > 0:
         trace = memory_trace(args.model, args.norm[0], dev, batch, args.steps, args.search_steps, args.memory_steps)

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from mma_edu.attacks import anpgd
 from mma_edu.cli import main
-from mma_edu.data import mnist_offline
+from mma_edu.data import mnist_offline, toy_2d
 from mma_edu.evaluate import robust_accuracy
 from mma_edu.models import MLP, LeNet5Madry, SmallCNN
 from mma_edu.speed import as_layout
@@ -107,8 +107,6 @@ def test_fit_picks_channels_last_for_conv_nets_only(digits):
     conv, mlp = SmallCNN(), MLP()
     fit(conv, digits.train.subset(100), Standard(), steps=1, progress=False, device="cpu")
     assert conv.conv1.weight.is_contiguous(memory_format=torch.channels_last)
-    from mma_edu.data import toy_2d
-
     fit(mlp, toy_2d("moons", 100), Standard(), steps=1, progress=False, device="cpu")  # 2-D data: nothing to do
     with pytest.raises(ValueError, match="channels_last must be True, False or None"):
         fit(SmallCNN(), digits.train.subset(100), Standard(), steps=1, progress=False, channels_last="yes")
