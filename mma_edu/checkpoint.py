@@ -13,6 +13,7 @@ A bare state_dict is accepted as well.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .interrupts import deferred_signals
 from .models import build_model
 
 FORMAT = "mma-edu/1"
@@ -36,20 +38,25 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
     The data goes to a temporary file in the same folder, is flushed to disk,
     and only then renamed over ``path``: a crash mid-write leaves the previous
     checkpoint intact, never a truncated one.
+    SIGINT and SIGTERM arriving meanwhile are held until the file is in place
+    (:func:`mma_edu.interrupts.deferred_signals`), so Ctrl-C never loses a save.
     """
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"cannot write checkpoint {path}: it is a directory")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with deferred_signals():
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                torch.save(state, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
     return path
 
 
@@ -101,15 +108,30 @@ def _check_fits(model: nn.Module, sd: dict[str, Any], path: str) -> None:
         raise CheckpointError("\n".join(lines))
 
 
+def _first_reason(err: Exception) -> str:
+    """Why torch.load failed, without its advice to retry with weights_only=False (which can run any code)."""
+    text = str(err)
+    unsafe = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    if unsafe:
+        return (f"it holds a Python object of type {unsafe.group(1)}; only tensors and plain data are loaded, "
+                "for safety")
+    if "WeightsUnpickler" in text or "Unsupported operand" in text:
+        return "it is not a valid torch.save file (corrupt, truncated or another format)"
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and "weights_only" not in ln]
+    return (lines[0] if lines else type(err).__name__)[:300]
+
+
 def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load the raw checkpoint dict safely (tensors and plain Python types only)."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {path} is a directory; give the .pt file inside it (e.g. {path / 'best.pt'})")
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:
-        raise CheckpointError(f"cannot read checkpoint {path} safely (weights_only=True): {err}") from err
+        raise CheckpointError(f"cannot read checkpoint {path} safely (weights_only=True): {_first_reason(err)}") from err
     if not isinstance(obj, dict):
         raise CheckpointError(f"checkpoint {path} holds a {type(obj).__name__}, expected a dict")
     return obj
@@ -130,9 +152,20 @@ def load_checkpoint(
     sd = state["model"] if isinstance(state.get("model"), dict) else state
     if sd is state:  # bare state_dict
         state = {"model": sd}
+    bad = [k for k, v in sd.items() if not torch.is_tensor(v)]
+    if bad:
+        raise CheckpointError(f"checkpoint {path}: the state dict must map names to tensors; "
+                              f"{len(bad)} value(s) are not tensors, e.g. {bad[0]!r}: {type(sd[bad[0]]).__name__}")
     if model is None:
         name = state.get("model_name") or _guess_model_name(sd)
-        model = build_model(name, **state.get("model_kwargs", {}))
+        kwargs = state.get("model_kwargs") or {}
+        if not isinstance(kwargs, dict):
+            raise CheckpointError(f"checkpoint {path}: model_kwargs must be a dict, got {type(kwargs).__name__}")
+        try:
+            model = build_model(name, **kwargs)
+        except (TypeError, ValueError) as err:
+            raise CheckpointError(f"checkpoint {path}: cannot build model {name!r} with model_kwargs {kwargs!r}: "
+                                  f"{err}") from err
     _check_fits(model, sd, str(path))
     model.load_state_dict(sd)
     return Checkpoint(model=model, epoch=state.get("epoch"), state=state)

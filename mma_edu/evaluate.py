@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from . import norms
 from .attacks import pgd_with_margin
-from .attacks._common import Clip, check_count
+from .attacks._common import Clip, check_count, check_finite, check_not_empty
 from .data import ArrayDataset
 from .losses import get_loss, is_correct
 from .margins import MarginResult, estimate_margins
@@ -77,7 +77,18 @@ def restart_plan(restarts: int, losses: Sequence[str]) -> list[str]:
     return plan
 
 
+def _check_data(data, name: str = "data") -> None:
+    """An ArrayDataset with at least one example and finite inputs."""
+    if not isinstance(data, ArrayDataset):
+        raise ValueError(f"{name} must be an mma_edu.data.ArrayDataset (x (N, ...), y (N,)), got {type(data).__name__}")
+    check_not_empty(len(data), name)
+    check_finite(data.x, f"{name}.x")
+
+
 def _check_eps_list(eps_list: Sequence[float]) -> list[float]:
+    if isinstance(eps_list, (str, bytes)) or not isinstance(eps_list, Sequence) or not all(
+            isinstance(e, (int, float)) and not isinstance(e, bool) for e in eps_list):
+        raise ValueError(f"eps_list must be a list of numbers such as [0.1, 0.2, 0.3], got {eps_list!r}")
     eps = [float(e) for e in eps_list]
     if not eps or any(not math.isfinite(e) or e < 0 for e in eps):
         raise ValueError(f"eps_list must be a non-empty list of numbers >= 0, got {list(eps_list)!r}")
@@ -125,6 +136,7 @@ def robust_accuracy(
         per-example robust matrix (N, len(eps_list)).
     """
     norms.check_norm(norm)
+    _check_data(data)
     eps = _check_eps_list(eps_list)
     plan = restart_plan(restarts, losses)
     check_count(steps, "steps", 1)
@@ -193,9 +205,11 @@ def margin_distribution(
     ``result.summary((0.1, 0.2))`` gives mean, median, quartiles and the
     fraction of examples with margin above each threshold.
     """
+    norms.check_norm(norm)
+    _check_data(data)
+    check_count(batch_size, "batch_size", 1)
     dev = resolve_device(device)
     model.to(dev)
-    check_count(batch_size, "batch_size", 1)
     parts: list[MarginResult] = []
     bar = None
     if progress:

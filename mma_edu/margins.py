@@ -16,7 +16,9 @@ import torch
 from torch import Tensor, nn
 
 from . import norms
-from .attacks._common import Clip, as_per_example, check_batch, check_count, check_labels, eval_mode, to_box
+from .attacks._common import (
+    Clip, as_per_example, check_batch, check_count, check_finite, check_labels, check_not_empty, eval_mode, to_box,
+)
 from .attacks.anpgd import anpgd
 from .losses import is_correct, logit_margin
 
@@ -31,6 +33,7 @@ class MarginResult:
 
     def summary(self, thresholds: tuple[float, ...] = ()) -> dict[str, float]:
         """Mean, median, quartiles, fraction found and fraction with margin above each threshold."""
+        check_not_empty(self.margin.numel(), "this MarginResult")
         m = self.margin.double()
         out = {
             "n": float(m.numel()),
@@ -154,8 +157,15 @@ def linear_shortest_perturbation(
     Shapes: weight (C, D), bias (C,), x (N, ...), y (N,) -> d (N,), δ* shaped like x.
     """
     norms.check_norm(norm)
-    if weight.dim() != 2 or bias.shape != (weight.shape[0],):
-        raise ValueError(f"weight must be (C, D) and bias (C,), got {tuple(weight.shape)} and {tuple(bias.shape)}")
+    if not torch.is_tensor(weight) or not torch.is_tensor(bias) or weight.dim() != 2 or bias.shape != (weight.shape[0],):
+        raise ValueError(f"weight must be a (C, D) tensor and bias (C,), got {getattr(weight, 'shape', weight)!r} "
+                         f"and {getattr(bias, 'shape', bias)!r}")
+    check_batch(x, y, None)  # the same shape and label checks as the attacks
+    check_not_empty(x.shape[0], "x")
+    check_finite(weight, "weight")
+    check_finite(bias, "bias")
+    if int(y.max()) >= weight.shape[0]:
+        raise ValueError(f"y must be < the number of classes ({weight.shape[0]}), got max {int(y.max())}")
     flat = x.reshape(x.shape[0], -1)
     if flat.shape[1] != weight.shape[1]:
         raise ValueError(f"x has {flat.shape[1]} features per example, weight expects {weight.shape[1]}")

@@ -28,10 +28,23 @@ def as_per_example(value: float | Tensor, x: Tensor, name: str, *, positive: boo
     return t
 
 
+def check_finite(x: Tensor, name: str) -> None:
+    """NaN or inf anywhere in ``x`` is a ValueError naming it (a NaN pixel would pass every other check)."""
+    if not torch.isfinite(x).all():
+        bad = int((~torch.isfinite(x)).sum())
+        raise ValueError(f"{name} must hold finite numbers, got {bad} NaN or inf value(s) of {x.numel()}")
+
+
+def check_not_empty(n: int, name: str) -> None:
+    if n == 0:
+        raise ValueError(f"{name} is empty (0 examples): nothing to compute")
+
+
 def check_batch(x: Tensor, y: Tensor, clip: Clip) -> None:
     """Check x (N, ...), integer labels y (N,) and the box ``clip`` = (low, high) or None."""
     if not torch.is_tensor(x) or not torch.is_floating_point(x):
         raise ValueError("x must be a floating-point tensor of shape (N, ...)")
+    check_finite(x, "x")
     if not torch.is_tensor(y) or y.dim() != 1 or y.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
         raise ValueError("y must be an integer tensor of shape (N,)")
     if x.dim() < 2 or x.shape[0] != y.shape[0]:

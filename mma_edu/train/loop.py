@@ -3,6 +3,12 @@
 Data order is fixed by ``seed`` and the epoch number (a fresh permutation per
 epoch), and the checkpoint holds the RNG states, so a run stopped at any step
 and resumed reaches the same weights as an uninterrupted one (same seed, CPU).
+
+Nothing is lost on an interruption: SIGINT (Ctrl-C) and SIGTERM let the step in
+progress finish, then ``last.pt`` and ``history.json`` are written and
+:class:`~mma_edu.interrupts.TrainingInterrupted` is raised; no signal can cut a
+checkpoint write short (:mod:`mma_edu.interrupts`). The run folder is checked
+and locked before the first step (:mod:`mma_edu.train.run_folder`).
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -19,25 +26,36 @@ from typing import Any, Callable, Iterable
 import torch
 from torch import Tensor, nn
 
-from ..checkpoint import FORMAT, read_checkpoint, save_checkpoint
+from ..checkpoint import FORMAT, CheckpointError, read_checkpoint, save_checkpoint
+from ..attacks._common import check_count, check_finite, check_not_empty
 from ..data import ArrayDataset
+from ..interrupts import GracefulStop, TrainingInterrupted, deferred_signals
 from ..losses import is_correct
 from ..speed import as_layout, use_channels_last
 from .methods import MMA, PGDAT, Method
 from .optim import make_optimizer, set_lr
-
-LAST = "last.pt"
-BEST = "best.pt"
-HISTORY = "history.json"
+from .run_folder import BEST, HISTORY, LAST, RunFolderError, RunLock, check_run_folder, remove_leftovers
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """"auto" picks cuda, then mps, then cpu; anything else is passed to torch.device."""
+    """"auto" picks cuda, then mps, then cpu; anything else is passed to torch.device.
+
+    A device this machine does not have (``"cuda"`` without a GPU) is a ValueError, not a crash later.
+    """
     if str(device) != "auto":
         try:
-            return torch.device(device)
-        except RuntimeError as err:
+            dev = torch.device(device)
+        except (RuntimeError, TypeError) as err:
             raise ValueError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {device!r}") from err
+        if dev.type == "cuda":
+            if not torch.cuda.is_available():
+                raise ValueError(f"device {str(device)!r}: CUDA is not available on this machine; "
+                                 "use device 'auto' or 'cpu'")
+            if dev.index is not None and dev.index >= torch.cuda.device_count():
+                raise ValueError(f"device {str(device)!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+        if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise ValueError(f"device {str(device)!r}: MPS is not available on this machine; use 'auto' or 'cpu'")
+        return dev
     if torch.cuda.is_available():
         return torch.device("cuda")
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
@@ -67,10 +85,15 @@ class History:
     def save_json(self, path: str | os.PathLike) -> None:
         """Write as JSON atomically (temp file + rename)."""
         path = Path(path)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        with os.fdopen(fd, "w") as f:
-            json.dump(self.to_dict(), f, indent=1)
-        os.replace(tmp, path)
+        with deferred_signals():  # Ctrl-C waits until the file is complete
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+            try:
+                with os.fdopen(fd, "w") as f:
+                    json.dump(self.to_dict(), f, indent=1)
+                os.replace(tmp, path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
 
 
 @dataclass
@@ -209,6 +232,52 @@ def train_step(model: nn.Module, method: Method, optimizer: torch.optim.Optimize
     return stats
 
 
+# Settings that may differ between a run and its resumption; any other difference is refused.
+_MAY_CHANGE = ("steps", "device")
+
+
+def _plain(obj: Any) -> Any:
+    """As a JSON round trip leaves it (tuples become lists), so saved and current settings compare equal."""
+    return json.loads(json.dumps(obj, default=str))
+
+
+def _settings_differences(saved: dict, now: dict) -> list[str]:
+    a, b = _plain(saved), _plain(now)
+    keys = sorted((set(a) & set(b)) - set(_MAY_CHANGE))
+    return [f"{k} (saved {a[k]!r}, now {b[k]!r})" for k in keys if a[k] != b[k]]
+
+
+def _best_problem(path: Path, best_step: int) -> str | None:
+    """Why ``best.pt`` does not hold step ``best_step`` (None if it does)."""
+    if not path.exists():
+        return "missing"
+    try:
+        step = read_checkpoint(path).get("step")
+    except (CheckpointError, OSError) as err:
+        return f"unreadable ({err})"
+    return None if step == best_step else f"from step {step}, not step {best_step}"
+
+
+def _check_outputs(model: nn.Module, x: Tensor, y_max: int) -> None:
+    """The model must map a batch (n, ...) to logits (n, C) with C >= 2 and every label < C."""
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            logits = model(x)
+    finally:
+        model.train(was)
+    if logits.dim() != 2 or logits.shape[0] != x.shape[0] or logits.shape[1] < 2:
+        raise ValueError(f"the model must return logits of shape (N, C) with C >= 2 classes; for a batch of "
+                         f"{x.shape[0]} it returned shape {tuple(logits.shape)}")
+    if y_max >= logits.shape[1]:
+        raise ValueError(f"train_data has labels up to {y_max}, but the model has only {logits.shape[1]} outputs")
+
+
+def _say(message: str) -> None:
+    print(f"fit: {message}", flush=True)
+
+
 def fit(
     model: nn.Module,
     train_data: ArrayDataset,
@@ -230,6 +299,7 @@ def fit(
     eval_steps: int = 20,
     out: str | os.PathLike | None = None,
     resume: bool = False,
+    overwrite: bool = False,
     device: str | torch.device = "auto",
     seed: int = 0,
     progress: bool = True,
@@ -249,10 +319,14 @@ def fit(
         lr_schedule: step -> learning rate (e.g. :class:`PiecewiseConstant`); constant lr if None.
         augment: batch transform (N, C, H, W) -> same, e.g. :func:`mma_edu.data.random_crop_flip`.
         eval_data: held-out data; each epoch records its clean accuracy and (for MMA and PGD-AT, or
-            with eval_norm/eval_max_eps) the mean margin of its first ``eval_size`` examples.
-            ``best.pt`` keeps the epoch with the highest mean margin (clean accuracy without margins).
-        out: folder for ``last.pt`` (every epoch, at the end, on Ctrl-C), ``best.pt`` and ``history.json``.
-        resume: continue the run saved in ``out/last.pt`` up to ``steps``.
+            with eval_norm/eval_max_eps) the mean margin of its first ``eval_size`` examples (our
+            verified AN-PGD estimator, :func:`validate`). ``best.pt`` keeps the epoch with the highest
+            mean margin (clean accuracy when no margins are measured, e.g. ``eval_size=0``).
+        out: folder for ``last.pt`` (every epoch, at the end, on SIGINT/SIGTERM), ``best.pt`` and
+            ``history.json``. Checked before the first step and locked while training.
+        resume: continue the run saved in ``out/last.pt`` up to ``steps``; refused if ``out`` holds no
+            run or the saved run has other settings (method, data, batch size, optimizer, seed, meta).
+        overwrite: start afresh in an ``out`` that already holds a run (its files are replaced).
         device: "auto" (cuda, then mps, then cpu), "cpu", "cuda", ...
         seed: fixes initial RNG, data order and attacks' random starts.
         progress: show a tqdm progress bar (notebook-aware) with loss, accuracy and margin.
@@ -263,70 +337,134 @@ def fit(
 
     Returns:
         the :class:`History` (also in ``out/history.json``).
+
+    Raises:
+        TrainingInterrupted: on SIGINT (Ctrl-C) or SIGTERM, after finishing the step in progress and
+            saving ``last.pt``: ``resume=True`` then continues exactly as if nothing had happened.
+            A second Ctrl-C aborts at once, keeping the previous ``last.pt``.
     """
     if not isinstance(train_data, ArrayDataset):
         raise ValueError("train_data must be an mma_edu.data.ArrayDataset (see mma_edu.data)")
     if not isinstance(method, Method):
         raise ValueError("method must be Standard(), PGDAT(...) or MMA(...) from mma_edu.train")
-    if not isinstance(batch_size, int) or not 1 <= batch_size <= len(train_data):
+    check_not_empty(len(train_data), "train_data")
+    check_finite(train_data.x, "train_data.x")
+    if eval_data is not None:
+        if not isinstance(eval_data, ArrayDataset):
+            raise ValueError("eval_data must be an mma_edu.data.ArrayDataset or None")
+        check_not_empty(len(eval_data), "eval_data")
+        check_finite(eval_data.x, "eval_data.x")
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or not 1 <= batch_size <= len(train_data):
         raise ValueError(f"batch_size must be an integer in [1, {len(train_data)}], got {batch_size!r}")
+    check_count(eval_size, "eval_size", 0)
+    check_count(eval_steps, "eval_steps", 1)
     steps_per_epoch = len(train_data) // batch_size
     if (steps is None) == (epochs is None):
         raise ValueError("give exactly one of steps= and epochs=")
+    for name, value in (("steps", steps), ("epochs", epochs)):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+            raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
     total = steps if steps is not None else epochs * steps_per_epoch  # type: ignore[operator]
-    if not isinstance(total, int) or total < 0:
-        raise ValueError(f"steps and epochs must be non-negative integers, got steps={steps!r}, epochs={epochs!r}")
     if resume and out is None:
         raise ValueError("resume=True needs out= (the folder holding last.pt)")
+    out_dir = Path(out) if out is not None else None
+    if out_dir is not None:
+        check_run_folder(out_dir, resume=resume, overwrite=overwrite)
 
     dev = resolve_device(device)
     model.to(dev)
     cl = use_channels_last(model, channels_last, train_data.x)
     if cl:
         model.to(memory_format=torch.channels_last)
+    X, Y = train_data.x.to(dev), train_data.y.to(dev)
+    _check_outputs(model, as_layout(X[:2], cl), int(Y.max()))
     method.setup(len(train_data), dev)
     opt = optimizer if isinstance(optimizer, torch.optim.Optimizer) else make_optimizer(
         optimizer, model.parameters(), lr, momentum=momentum, weight_decay=weight_decay)
-    X, Y = train_data.x.to(dev), train_data.y.to(dev)
     eval_norm, eval_max_eps = _eval_settings(method, eval_norm, eval_max_eps)
     clip = getattr(method, "clip", (0.0, 1.0))
     spec = getattr(model, "_mma_edu_spec", {})
-    out_dir = Path(out) if out is not None else None
 
     history = History(config={
         **method.config(), "batch_size": batch_size, "steps": total, "seed": seed, "lr": lr,
         "optimizer": optimizer if isinstance(optimizer, str) else type(optimizer).__name__,
         "data": train_data.name, "device": str(dev), **(meta or {}),
     })
-    start_step, best = 0, -math.inf
+    lock = RunLock(out_dir) if out_dir is not None else None
+    if lock is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)  # type: ignore[union-attr]
+        lock.acquire()
+    try:
+        return _run(model, train_data, method, opt, history, X, Y, total=total, steps_per_epoch=steps_per_epoch,
+                    batch_size=batch_size, lr_schedule=lr_schedule, augment=augment, eval_data=eval_data,
+                    eval_norm=eval_norm, eval_max_eps=eval_max_eps, eval_size=eval_size, eval_steps=eval_steps,
+                    out_dir=out_dir, resume=resume, overwrite=overwrite, dev=dev, seed=seed, progress=progress,
+                    callbacks=list(callbacks), meta=meta or {}, cl=cl, clip=clip, spec=spec)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _run(model, train_data, method, opt, history, X, Y, *, total, steps_per_epoch, batch_size, lr_schedule, augment,
+         eval_data, eval_norm, eval_max_eps, eval_size, eval_steps, out_dir, resume, overwrite, dev, seed, progress,
+         callbacks, meta, cl, clip, spec) -> History:
+    """The body of :func:`fit`, run while the run folder is locked."""
+    if out_dir is not None:
+        remove_leftovers(out_dir)  # temp files of writes a kill -9 cut short
+        if overwrite:
+            for name in (LAST, BEST, HISTORY):
+                (out_dir / name).unlink(missing_ok=True)
+    start_step, best, best_step, pending = 0, -math.inf, None, False
     acc = _EpochStats()
-    if resume and (out_dir / LAST).exists():  # type: ignore[operator]
-        ck = read_checkpoint(out_dir / LAST, map_location=dev)  # type: ignore[operator]
+    if resume:
+        ck = read_checkpoint(out_dir / LAST, map_location=dev)
+        diffs = _settings_differences(ck.get("history", {}).get("config", {}), history.config)
+        if diffs:
+            raise RunFolderError(f"cannot resume {str(out_dir)!r}: the saved run has other settings: "
+                                 + "; ".join(diffs))
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         method.load_state_dict(ck.get("method_state", {}))
         method.setup(len(train_data), dev)
         start_step, best = ck["step"], ck.get("best", -math.inf)
+        best_step, pending = ck.get("best_step"), bool(ck.get("epoch_end_pending", False))
         prev = History.from_dict(ck["history"])
         history.epochs = [e for e in prev.epochs if not e.get("partial")]
         history.step_loss = prev.step_loss[:start_step]
-        history.config["steps"] = total
         acc = _EpochStats(ck.get("accum"))
         _set_rng_state(ck["rng"])
+        if start_step >= total:
+            history.config["steps"] = start_step
+            _say(f"the run in {out_dir} is already complete: it stopped at step {start_step:,} and "
+                 f"{total:,} were asked for; nothing to do (ask for more steps to continue it)")
+            model.eval()
+            return history
     else:
         torch.manual_seed(seed)
 
-    def checkpoint(path: Path, step: int) -> None:
+    def checkpoint(path: Path, step: int, epoch_end_pending: bool = False) -> None:
         save_checkpoint(path, {
             "format": FORMAT, "model_name": spec.get("name"), "model_kwargs": spec.get("kwargs", {}),
             "epoch": step // steps_per_epoch, "step": step, "model": model.state_dict(),
             "optimizer": opt.state_dict(), "method": method.config(), "method_state": method.state_dict(),
             "rng": _rng_state(), "history": history.to_dict(), "accum": acc.state(), "best": best,
-            "data": train_data.name, "meta": meta or {},
+            "best_step": best_step, "epoch_end_pending": epoch_end_pending,
+            "data": train_data.name, "meta": meta,
         })
 
+    if resume and best_step is not None:
+        problem = _best_problem(out_dir / BEST, best_step)
+        if problem and best_step == start_step:
+            checkpoint(out_dir / BEST, start_step, pending)  # last.pt holds that very state
+            _say(f"best.pt was {problem}: rebuilt it from last.pt (step {start_step:,})")
+        elif problem:
+            _say(f"best.pt is {problem} and cannot be rebuilt: last.pt holds step {start_step:,}, the best "
+                 f"validation was at step {best_step:,}; best.pt is written again when a later epoch beats {best:.4g}")
+
+    epoch_done = -1 if pending else start_step  # the last step whose epoch-end bookkeeping is complete
+
     def end_epoch(step: int, partial: bool) -> None:
-        nonlocal acc, best
+        nonlocal acc, best, best_step, epoch_done
         epoch = (step - 1) // steps_per_epoch
         rec = {"epoch": epoch + 1, "step": step, **acc.record(_hist_max(method))}
         if partial:
@@ -337,62 +475,80 @@ def fit(
                 torch.manual_seed(seed)
                 rec.update(validate(model, eval_data, dev, norm=eval_norm, max_eps=eval_max_eps, size=eval_size,
                                     steps=eval_steps, clip=clip))
-        history.epochs = [e for e in history.epochs if not e.get("partial")] + [rec]
+        history.epochs = [e for e in history.epochs if not e.get("partial") and e["step"] != step] + [rec]
         score = rec.get("val_margin", rec.get("val_acc"))
+        improved = score is not None and score > best
+        if improved:
+            best, best_step = score, step
+        if not partial:
+            acc, epoch_done = _EpochStats(), step
         if out_dir is not None:
-            if not partial:
-                acc = _EpochStats()
-            if score is not None and score > best:
-                best = score
-                checkpoint(out_dir / BEST, step)
+            if improved:
+                checkpoint(out_dir / BEST, step)  # before last.pt, which names it
             checkpoint(out_dir / LAST, step)
             history.save_json(out_dir / HISTORY)
-        elif not partial:
-            acc = _EpochStats()
         for cb in callbacks:
             cb(Event("epoch", step, epoch, rec, history))
+
+    def save_last(step: int) -> Path | None:
+        if out_dir is None:
+            return None
+        boundary = step % steps_per_epoch == 0 and step > 0
+        checkpoint(out_dir / LAST, step, epoch_end_pending=boundary and epoch_done != step)
+        history.save_json(out_dir / HISTORY)
+        return out_dir / LAST
 
     bar = None
     if progress and start_step < total:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=total, initial=start_step, desc=method.name, unit="step")
-    step = start_step
+    step, in_step = start_step, False
+    stop = GracefulStop()
     try:
-        order = None
-        while step < total:
-            epoch, k = divmod(step, steps_per_epoch)
-            if order is None or k == 0:
-                order = _epoch_order(len(train_data), epoch, seed).to(dev)
-            idx = order[k * batch_size : (k + 1) * batch_size]
-            x, y = X[idx], Y[idx]
-            if augment is not None:
-                x = augment(x)
-            x = as_layout(x, cl)
-            if lr_schedule is not None:
-                set_lr(opt, lr_schedule(step))
-            t0 = time.perf_counter()
-            stats = train_step(model, method, opt, x, y, idx)
-            step += 1
-            acc.add(stats, time.perf_counter() - t0)
-            history.step_loss.append(stats["loss"])
-            public = {k: v for k, v in stats.items() if not k.startswith("_")}
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix({k: f"{v:.3f}" for k, v in public.items() if k in ("loss", "clean_acc", "margin")},
-                                refresh=False)
-            for cb in callbacks:
-                cb(Event("step", step, epoch, public, history))
-            if step % steps_per_epoch == 0:
-                end_epoch(step, partial=False)
-        if step % steps_per_epoch and step > start_step:
-            end_epoch(step, partial=True)
-    except KeyboardInterrupt:
-        if out_dir is not None:
-            checkpoint(out_dir / LAST, step)
-            history.save_json(out_dir / HISTORY)
-            print(f"\ninterrupted at step {step}: saved {out_dir / LAST} (resume with resume=True)")
+        with stop:
+            if pending:
+                end_epoch(start_step, partial=False)
+            order = None
+            while step < total and stop.signum is None:
+                epoch, k = divmod(step, steps_per_epoch)
+                if order is None or k == 0:
+                    order = _epoch_order(len(train_data), epoch, seed).to(dev)
+                idx = order[k * batch_size : (k + 1) * batch_size]
+                in_step = True
+                x, y = X[idx], Y[idx]
+                if augment is not None:
+                    x = augment(x)
+                x = as_layout(x, cl)
+                if lr_schedule is not None:
+                    set_lr(opt, lr_schedule(step))
+                t0 = time.perf_counter()
+                stats = train_step(model, method, opt, x, y, idx)
+                step += 1
+                acc.add(stats, time.perf_counter() - t0)
+                history.step_loss.append(stats["loss"])
+                in_step = False
+                public = {k: v for k, v in stats.items() if not k.startswith("_")}
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix({k: f"{v:.3f}" for k, v in public.items() if k in ("loss", "clean_acc", "margin")},
+                                    refresh=False)
+                for cb in callbacks:
+                    cb(Event("step", step, epoch, public, history))
+                if step % steps_per_epoch == 0:
+                    end_epoch(step, partial=False)
+            if stop.signum is not None and step < total:
+                raise TrainingInterrupted(stop.signum, step, save_last(step))
+            if step % steps_per_epoch and step > start_step:
+                end_epoch(step, partial=True)
+    except TrainingInterrupted:
         raise
+    except KeyboardInterrupt as err:
+        # A KeyboardInterrupt from a callback, a second Ctrl-C, or outside the main thread. Between
+        # steps the state is consistent and is saved; inside a step it is half-updated and is not.
+        if in_step:
+            raise
+        raise TrainingInterrupted(signal.SIGINT, step, save_last(step)) from err
     finally:
         if bar is not None:
             bar.close()

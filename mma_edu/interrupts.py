@@ -1,0 +1,112 @@
+"""Signals without lost work: hold SIGINT/SIGTERM while files are written, stop training at a step boundary.
+
+Two tools, both no-ops outside the main thread (Python only delivers signals there):
+
+- :func:`deferred_signals` — a block during which SIGINT and SIGTERM are
+  recorded instead of acted on; when the block ends they are delivered to
+  whatever handler was there before. Checkpoint and history writes run inside
+  one, so Ctrl-C can never leave a half-written or missing file.
+- :class:`GracefulStop` — what ``fit`` installs for a whole run: the first
+  SIGINT or SIGTERM only sets :attr:`GracefulStop.signum`; the loop finishes
+  the step it is in, saves, and raises :class:`TrainingInterrupted`. A second
+  Ctrl-C aborts at once (nothing more is saved).
+
+Cluster schedulers send SIGTERM before they kill a job, so it gets the same
+treatment as Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from contextlib import contextmanager
+from typing import Iterator
+
+HANDLED = (signal.SIGINT, signal.SIGTERM)
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+def signal_name(signum: int) -> str:
+    return signal.Signals(signum).name
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped on SIGINT or SIGTERM after finishing a step.
+
+    ``step`` is the last completed step, ``path`` the checkpoint that holds it
+    (None when the run had no ``out`` folder), ``signum`` the signal.
+    """
+
+    def __init__(self, signum: int, step: int, path=None):
+        self.signum, self.step, self.path = signum, step, path
+        where = f"; saved {path}" if path is not None else " (no out folder: nothing saved)"
+        super().__init__(f"{signal_name(signum)} received: stopped after step {step}{where}")
+
+    @property
+    def exit_code(self) -> int:
+        """The shell convention: 128 + signal number (130 for SIGINT, 143 for SIGTERM)."""
+        return 128 + int(self.signum)
+
+
+def _deliver(signum: int, handler) -> None:
+    """Act on a held signal as its handler would have."""
+    if callable(handler):
+        handler(signum, None)
+    elif handler == signal.SIG_DFL:
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        signal.raise_signal(signum)  # the default action (for SIGTERM: the process ends)
+    # SIG_IGN: nothing to do
+
+
+@contextmanager
+def deferred_signals() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM for the duration of the block, then deliver them."""
+    if not _main_thread():
+        yield
+        return
+    held: list[int] = []
+    previous = {s: signal.getsignal(s) for s in HANDLED}
+    for s in HANDLED:
+        signal.signal(s, lambda signum, frame: held.append(signum))
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            if handler is not None:  # None: a handler installed outside Python, which we cannot restore
+                signal.signal(s, handler)
+        for s in dict.fromkeys(held):  # each kind once, in arrival order
+            _deliver(s, previous[s])
+
+
+class GracefulStop:
+    """Context manager: the first SIGINT/SIGTERM sets :attr:`signum`; a second SIGINT raises at once."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict = {}
+        self.active = False
+
+    def _handler(self, signum, frame) -> None:
+        if self.signum is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # second Ctrl-C: abort now
+        if self.signum is None:
+            self.signum = signum
+
+    def __enter__(self) -> "GracefulStop":
+        if _main_thread():
+            self._previous = {s: signal.getsignal(s) for s in HANDLED}
+            for s in HANDLED:
+                signal.signal(s, self._handler)
+            self.active = True
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, handler in self._previous.items():
+            if handler is not None:
+                signal.signal(s, handler)
+        self._previous = {}
+        self.active = False
