@@ -300,6 +300,8 @@ def download_checkpoint(
         except DownloadError as err:
             raise DownloadError(f"{name}: {err}. Check the network, or point --base-url (base_url=) at a mirror "
                                 f"that serves {info.path} under it.") from None
+        except IntegrityError as err:
+            raise IntegrityError(f"{name}: {err}; nothing was kept, try again") from None
         digest = git_blob_sha1(tmp)
         if digest != info.git_blob_sha1:
             raise IntegrityError(

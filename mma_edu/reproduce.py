@@ -494,6 +494,9 @@ def reproduce(
             raise ValueError(f"dataset {dataset!r} does not match {info.name}, a {info.dataset} model")
         norm, dataset = info.norm, info.dataset
     ck = load_checkpoint(path)
+    if norm is None:  # our own checkpoints record the training method's norm
+        method = ck.state.get("method")
+        norm = method.get("norm") if isinstance(method, dict) and method.get("norm") in ("linf", "l2") else None
     if norm is None:
         raise ValueError(f"cannot tell which norm {path} was trained for: pass norm='linf' or 'l2' (--norm)")
     dataset = dataset or _dataset_of(ck)

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from mma_edu import released
-from mma_edu.checkpoint import load_checkpoint
+from mma_edu.checkpoint import load_checkpoint, save_checkpoint
 from mma_edu.cli import build_parser, cmd_download, main
 from mma_edu.data import mnist_offline
 from mma_edu.evaluate import margin_distribution, robust_accuracy
@@ -60,8 +60,8 @@ def state_dict():
     model = build_model("lenet5_madry")
     train = mnist_offline().train
     opt = torch.optim.Adam(model.parameters(), 1e-3)
-    for _ in range(10):
-        idx = torch.randint(len(train), (64,))  # the offline digits are stored class by class
+    for _ in range(8):
+        idx = torch.randint(len(train), (32,))  # the offline digits are stored class by class
         x, y = train.x[idx], train.y[idx]
         loss = F.cross_entropy(model(x), y)
         opt.zero_grad()
@@ -315,21 +315,21 @@ def test_reproduce_puts_measured_beside_reported(serving, state_dict, tmp_path, 
 
 
 def test_reproduce_l2_reports_minimum_distances(serving, state_dict, tmp_path):
-    rep = reproduce(L2, data="offline", n=6, steps=2, restarts=1, margin_n=4, margin_steps=3, device="cpu",
+    rep = reproduce(L2, data="offline", n=6, steps=2, restarts=1, margin_n=3, margin_steps=2, device="cpu",
                     cache_dir=tmp_path, base_url=serving.url, progress=False)
     assert rep.reported is None and rep.epoch == 5
     model = build_model("lenet5_madry")
     model.load_state_dict(state_dict)
-    direct = margin_distribution(model, mnist_offline().test.subset(4), norm="l2", max_eps=8.0, steps=3,
+    direct = margin_distribution(model, mnist_offline().test.subset(3), norm="l2", max_eps=8.0, steps=2,
                                  device="cpu", progress=False)
-    assert torch.equal(rep.distances.margin, direct.margin) and rep.distances.n == 4
+    assert torch.equal(rep.distances.margin, direct.margin) and rep.distances.n == 3
     rows = {r["label"]: r for r in rep.distance_rows()}
     assert (rows["clean %"]["reported"], rows["mean"]["reported"], rows["median"]["reported"]) == (99.3, 2.15, 2.22)
     assert math.isclose(rows["mean"]["measured"], direct.margin.double().mean().item())
     assert math.isclose(rows["median"]["diff"], direct.margin.double().median().item() - 2.22)
     assert rep.measured.eps == EVAL_EPS[("mnist", "l2")]
     table = rep.table()
-    assert "min l2 distance" in table and "first 4 test images" in table and "—" in table
+    assert "min l2 distance" in table and "first 3 test images" in table and "—" in table
     assert "l2_distances" in rep.as_dict()
 
 
@@ -351,6 +351,12 @@ def test_reproduce_a_local_file(registry, files, state_dict, tmp_path, capsys):
     assert main(["reproduce", str(other), "--norm", "linf", *common]) == 0
     out = capsys.readouterr().out
     assert "no robust-accuracy row" in out and "97.90" not in out
+    # Our own checkpoints say their norm (and data) themselves.
+    ours = save_checkpoint(tmp_path / "best.pt", {
+        "format": "mma-edu/1", "model_name": "lenet5_madry", "model": state_dict,
+        "method": {"method": "mma", "norm": "l2"}, "data": "mnist_offline/train"})
+    assert main(["reproduce", str(ours), *common, "--margin-n", "2", "--margin-steps", "1"]) == 0
+    assert "whitebox PGD l2" in capsys.readouterr().out
     assert main(["reproduce", str(tmp_path / "missing.pt"), *common]) == 2
     assert "checkpoint not found" in capsys.readouterr().err
     assert main(["reproduce", released_copy.as_posix(), "--norm", "l2", *common]) == 2
