@@ -5,6 +5,8 @@
     mma-edu evaluate runs/demo/best.pt --norm linf --eps 0.1 0.2 0.3
     mma-edu margins runs/demo/best.pt --norm linf --max-eps 0.5
     mma-edu download mnist --root data
+    mma-edu download checkpoint mnist-Linf-MMA-0.45-sd0
+    mma-edu reproduce mnist-Linf-MMA-0.45-sd0 --n 1000
 """
 
 from __future__ import annotations
@@ -232,6 +234,54 @@ def _fraction(text: str) -> float:
     return v
 
 
+def cmd_download_checkpoint(args) -> int:
+    from . import released
+
+    if args.list:
+        print(released.listing(args.cache_dir))
+        return 0
+    if not args.name:
+        raise CLIError("name a released model, 'all', or use --list to see the names")
+    names = released.list_released() if args.name == "all" else [args.name]
+    try:
+        for name in names:
+            path = released.download_checkpoint(name, cache_dir=args.cache_dir, base_url=args.base_url,
+                                                progress=not args.no_progress)
+            print(f"{name}: {path} (git blob sha1 verified)")
+    except released.DownloadError as err:
+        raise CLIError(str(err)) from None
+    return 0
+
+
+def cmd_reproduce(args) -> int:
+    from .released import DownloadError
+    from .reproduce import reproduce
+
+    try:
+        rep = reproduce(args.model, norm=args.norm, dataset=args.dataset, data=args.data, root=args.root, n=args.n,
+                        steps=args.steps, restarts=args.restarts, seed=args.seed, batch_size=args.batch_size,
+                        device=args.device, margin_n=args.margin_n, margin_steps=args.margin_steps,
+                        margin_max_eps=args.max_eps, peer=args.peer, peer_steps=args.peer_steps,
+                        cache_dir=args.cache_dir, base_url=args.base_url, progress=not args.no_progress, log=print)
+    except (DownloadError, ImportError) as err:
+        raise CLIError(str(err)) from None
+    print()
+    print(rep.table(header=False))  # the header was printed before the evaluation
+    for path, write in ((args.json, rep.write_json), (args.markdown, rep.write_markdown), (args.plot, rep.save_plot)):
+        if path:
+            print(f"wrote {write(path)}")
+    return 0
+
+
+def _add_released_options(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--cache-dir", default=None,
+                   help="folder of downloaded checkpoints (default: $MMA_EDU_CACHE, else ~/.cache/mma-edu/checkpoints)")
+    s.add_argument("--base-url", default=None,
+                   help="fetch from this mirror (BASE_URL/trained_models/NAME/model_best.pt) instead of the "
+                        "authors' repository at the pinned commit")
+    s.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
 def _positive_float(text: str) -> float:
     try:
         v = float(text)
@@ -300,10 +350,48 @@ def build_parser() -> argparse.ArgumentParser:
             s.add_argument("--thresholds", type=float, nargs="*", default=[], help="report fraction above each")
             s.set_defaults(func=cmd_margins)
 
-    s = sub.add_parser("download", help="fetch MNIST or CIFAR10 through torchvision (needs network)")
-    s.add_argument("dataset", choices=("mnist", "cifar10"))
-    s.add_argument("--root", default="data")
-    s.set_defaults(func=cmd_download)
+    s = sub.add_parser("download", help="fetch MNIST or CIFAR10, or the authors' released checkpoints (needs network)")
+    what = s.add_subparsers(dest="what", required=True, metavar="{mnist,cifar10,checkpoint}")
+    for dataset in ("mnist", "cifar10"):
+        d = what.add_parser(dataset, help=f"{dataset} through torchvision")
+        d.add_argument("--root", default="data")
+        d.set_defaults(func=cmd_download, dataset=dataset)
+    d = what.add_parser("checkpoint", help="a released model_best.pt into the cache, checksum verified")
+    d.add_argument("name", nargs="?", help="a released model name (see --list), or 'all'")
+    d.add_argument("--list", action="store_true", help="list the released models and exit")
+    _add_released_options(d)
+    d.set_defaults(func=cmd_download_checkpoint)
+
+    s = sub.add_parser("reproduce", help="evaluate a released (or local) checkpoint beside the paper's numbers")
+    s.add_argument("model", help="a released model name (mma-edu download checkpoint --list) or a .pt file")
+    s.add_argument("--norm", choices=("linf", "l2"), default=None,
+                   help="needed only for a local file that is not a released model")
+    s.add_argument("--dataset", choices=("mnist", "cifar10"), default=None, help="default: the checkpoint's")
+    s.add_argument("--data", choices=DATA_CHOICES, default="full",
+                   help="full: the whole test set under --root (default); offline: 1,000 offline MNIST digits")
+    s.add_argument("--root", default="data", help="dataset folder for --data full (default: data)")
+    s.add_argument("--n", type=_count(1), default=None,
+                   help="evaluate only the first N test images (offline digits: after a fixed shuffle; default: all)")
+    s.add_argument("--steps", type=_count(1), default=100, help="PGD iterations per restart (default 100)")
+    s.add_argument("--restarts", type=_count(1), default=10, help="PGD restarts, half CE, half CW (default 10)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--batch-size", type=_count(1), default=500)
+    s.add_argument("--device", default="auto")
+    s.add_argument("--margin-n", type=_count(1), default=1000,
+                   help="l2 models: minimum-distance search on the first N test images (default 1000)")
+    s.add_argument("--margin-steps", type=_count(1), default=40, help="l2 models: PGD steps per search round (default 40)")
+    s.add_argument("--max-eps", type=_positive_float, default=None,
+                   help="l2 models: upper end of the distance search (default 8 for MNIST, 4 for CIFAR10)")
+    s.add_argument("--peer", choices=("fmn", "cw"), default=None,
+                   help="l2 models: also run foolbox's minimum-norm attack, FMN or Carlini-Wagner, on the same "
+                        "images (needs pip install 'mma-edu[attacks]')")
+    s.add_argument("--peer-steps", type=_count(1), default=None,
+                   help="iterations of the peer attack (default: FMN 100, CW 1000)")
+    s.add_argument("--json", default=None, help="write the comparison to this JSON file")
+    s.add_argument("--markdown", default=None, help="write the comparison as a Markdown table")
+    s.add_argument("--plot", default=None, help="save a figure of both curves (PNG, PDF or SVG by suffix)")
+    _add_released_options(s)
+    s.set_defaults(func=cmd_reproduce)
     return p
 
 

@@ -115,6 +115,8 @@ def estimate_margins(
         found = ~correct
         x_best = x.clone()
         idx = torch.nonzero(correct).squeeze(1)
+        if idx.numel() == 0:  # every example misclassified: all margins are 0, nothing to search
+            return MarginResult(margin=margin, found=found, x_adv=x_best)
         xc, yc = x[idx], y[idx]
         top = as_per_example(max_eps, xc, "max_eps")
         for _ in range(restarts):
