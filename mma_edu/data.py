@@ -273,6 +273,20 @@ def write_cifar10_fixture(root: str | os.PathLike, n_train: int = 50, n_test: in
 
 
 DATASETS = ("mnist_offline", "mnist", "cifar10")
+FAMILIES = ("mnist", "cifar10")
+
+
+def dataset_family(name: str | None) -> str | None:
+    """"mnist" or "cifar10" from a dataset name ("mnist_offline/test[40]" -> "mnist"), else None.
+
+    The family decides the paper's settings that depend on the data (evaluation
+    step size, validation radius). A name is read by its start, so subsets,
+    hold-outs and the CIFAR10-shaped MNIST stand-in keep their family.
+    """
+    for family in FAMILIES:
+        if name and name.startswith(family):
+            return family
+    return None
 
 
 def load(name: str, root: str | os.PathLike = DEFAULT_ROOT, download: bool = False) -> Splits:
@@ -299,22 +313,40 @@ def as_cifar_shape(ds: ArrayDataset) -> ArrayDataset:
 
 
 # ----------------------------------------------------------------------------
-# Batch augmentation (CIFAR10: random crop with 4 pixels of padding + flip)
+# Batch augmentation (CIFAR10: random crop of the reflect-padded image + flip)
 # ----------------------------------------------------------------------------
 
-def random_crop_flip(x: Tensor, padding: int = 4) -> Tensor:
-    """Random crop (zero padding ``padding``) and horizontal flip of a batch (N, C, H, W)."""
+def crop_flip(x: Tensor, top: Tensor, left: Tensor, flip: Tensor, padding: int = 4) -> Tensor:
+    """Crop each image of x (N, C, H, W), reflect-padded by ``padding``, at (top, left), then mirror where ``flip``.
+
+    top, left: (N,) integers in [0, 2·padding]; flip: (N,) bool. top = left =
+    padding and no flip gives x back. Reflect padding mirrors the image at its
+    edge without repeating the edge pixel, as the reference's augmentation does.
+    """
     n, _, h, w = x.shape
-    padded = torch.nn.functional.pad(x, (padding,) * 4)
-    dx = torch.randint(0, 2 * padding + 1, (n,), device=x.device)
-    dy = torch.randint(0, 2 * padding + 1, (n,), device=x.device)
-    rows = (dy[:, None] + torch.arange(h, device=x.device)[None])  # (N, H)
-    cols = (dx[:, None] + torch.arange(w, device=x.device)[None])  # (N, W)
-    flip = torch.rand(n, device=x.device) < 0.5
+    padded = torch.nn.functional.pad(x, (padding,) * 4, mode="reflect") if padding else x
+    rows = top[:, None] + torch.arange(h, device=x.device)[None]  # (N, H)
+    cols = left[:, None] + torch.arange(w, device=x.device)[None]  # (N, W)
     cols = torch.where(flip[:, None], cols.flip(1), cols)
     idx_n = torch.arange(n, device=x.device)[:, None, None]
     out = padded.permute(0, 2, 3, 1)[idx_n, rows[:, :, None], cols[:, None, :]]  # (N, H, W, C)
     return out.permute(0, 3, 1, 2).contiguous()
+
+
+def random_crop_flip(x: Tensor, padding: int = 4, *, flip: bool = True) -> Tensor:
+    """The CIFAR10 augmentation of §5: a random H×W crop of the image reflect-padded by ``padding``,
+    and a horizontal flip with probability 1/2 (``flip=False`` never flips: digits must not be mirrored).
+
+    x: (N, C, H, W) -> (N, C, H, W); ``padding`` must be smaller than H and W (reflect padding).
+    """
+    n, _, h, w = x.shape
+    if not isinstance(padding, int) or isinstance(padding, bool) or not 0 <= padding < min(h, w):
+        raise ValueError(f"padding must be an integer in [0, {min(h, w)}) for {h}x{w} images, got {padding!r}")
+    left = torch.randint(0, 2 * padding + 1, (n,), device=x.device)
+    top = torch.randint(0, 2 * padding + 1, (n,), device=x.device)
+    # Drawn even without flips, so that turning them off leaves the rest of the random stream as it was.
+    mirror = (torch.rand(n, device=x.device) < 0.5) & flip
+    return crop_flip(x, top, left, mirror, padding)
 
 
 # ----------------------------------------------------------------------------

@@ -22,11 +22,12 @@ import torch
 from torch import Tensor, nn
 
 from . import norms
-from .attacks import pgd_with_margin
-from .attacks._common import Clip, check_count, check_finite, check_not_empty
-from .data import ArrayDataset
+from .attacks import STEP_SCALE, pgd_with_margin
+from .attacks._common import Clip, check_count, check_finite, check_not_empty, check_positive
+from .data import FAMILIES, ArrayDataset, dataset_family
 from .losses import get_loss, is_correct
 from .margins import MarginResult, estimate_margins
+from .presets import eval_step_fraction
 from .speed import as_layout, channels_last_model, use_channels_last
 from .train.loop import resolve_device
 
@@ -40,6 +41,7 @@ class RobustAccuracy:
     clean: float
     accuracy: list[float]
     robust: Tensor = field(repr=False)
+    step_fraction: float | None = None  # the PGD step over ε that was used
 
     @property
     def avg_rob_acc(self) -> float:
@@ -53,7 +55,7 @@ class RobustAccuracy:
 
     def as_dict(self) -> dict:
         return {"norm": self.norm, "eps": self.eps, "clean": self.clean, "accuracy": self.accuracy,
-                "avg_rob_acc": self.avg_rob_acc, "avg_acc": self.avg_acc}
+                "avg_rob_acc": self.avg_rob_acc, "avg_acc": self.avg_acc, "step_fraction": self.step_fraction}
 
     def table(self) -> str:
         """A plain-text table: one row of accuracies (%) per ε, then the averages."""
@@ -97,6 +99,23 @@ def _check_eps_list(eps_list: Sequence[float]) -> list[float]:
     return eps
 
 
+def default_step_fraction(data: ArrayDataset, norm: str, steps: int, *, dataset: str | None = None) -> float:
+    """The evaluation step size over ε when none is given.
+
+    The paper's rule where the dataset is known (``dataset``, else read from
+    ``data.name``: names starting "mnist" or "cifar10"): 1/40 for MNIST ℓ∞ and
+    1/4 otherwise at 100 steps, scaled by 100/steps
+    (:func:`mma_edu.presets.eval_step_fraction`). Elsewhere (toy data) the
+    library's PGD default, 2.5/steps: a run travels 2.5·ε in all.
+    """
+    norms.check_norm(norm)
+    check_count(steps, "steps", 1)
+    if dataset is not None and dataset not in FAMILIES:
+        raise ValueError(f"dataset must be one of {FAMILIES!r} or None, got {dataset!r}")
+    family = dataset or dataset_family(getattr(data, "name", None))
+    return eval_step_fraction(family, norm, steps) if family is not None else STEP_SCALE / steps
+
+
 def robust_accuracy(
     model: nn.Module,
     data: ArrayDataset,
@@ -106,7 +125,8 @@ def robust_accuracy(
     steps: int = 100,
     restarts: int = 10,
     losses: Sequence[str] = ("ce", "cw"),
-    step_fraction: float = 0.25,
+    step_fraction: float | None = None,
+    dataset: str | None = None,
     batch_size: int = 500,
     clip: Clip = (0.0, 1.0),
     device: str | torch.device = "auto",
@@ -121,9 +141,12 @@ def robust_accuracy(
         model: module mapping inputs to logits.
         data: an :class:`ArrayDataset` (x (N, ...), y (N,)).
         norm: "linf" or "l2"; eps_list: increasing radii.
-        steps: PGD iterations per restart; step size = ``step_fraction``·ε
-            (the paper: 1/40 for MNIST ℓ∞, 1/4 otherwise; see
-            :func:`mma_edu.presets.eval_step_fraction`).
+        steps: PGD iterations per restart; step size = ``step_fraction``·ε.
+        step_fraction: None (default) follows the paper by dataset, see
+            :func:`default_step_fraction`: 1/40 for MNIST ℓ∞ and 1/4 otherwise
+            at 100 steps, scaled by 100/steps; 2.5/steps where the dataset is
+            unknown. The value used is in the result's ``step_fraction``.
+        dataset: "mnist" or "cifar10" for that rule; None reads ``data.name``.
         restarts, losses: restarts split evenly over the losses (5 CE + 5 CW).
         skip_broken: attack only examples still robust (same result, much less
             work); False runs every restart on every example at every ε.
@@ -141,8 +164,9 @@ def robust_accuracy(
     plan = restart_plan(restarts, losses)
     check_count(steps, "steps", 1)
     check_count(batch_size, "batch_size", 1)
-    if not step_fraction > 0:
-        raise ValueError(f"step_fraction must be > 0, got {step_fraction!r}")
+    if step_fraction is None:
+        step_fraction = default_step_fraction(data, norm, steps, dataset=dataset)
+    check_positive(step_fraction, "step_fraction")
     dev = resolve_device(device)
     model.to(dev)
     n = len(data)
@@ -181,7 +205,7 @@ def robust_accuracy(
         if bar is not None:
             bar.close()
     return RobustAccuracy(norm=norm, eps=eps, clean=clean.float().mean().item(),
-                          accuracy=robust.float().mean(0).tolist(), robust=robust)
+                          accuracy=robust.float().mean(0).tolist(), robust=robust, step_fraction=step_fraction)
 
 
 def margin_distribution(

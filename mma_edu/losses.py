@@ -47,9 +47,12 @@ def cw_loss(logits: Tensor, y: Tensor) -> Tensor:
     return torch.clamp(logit_margin(logits, y) + CW_CONFIDENCE, min=0)
 
 
-def cross_entropy(logits: Tensor, y: Tensor) -> Tensor:
-    """Per-example cross-entropy: (N, C), (N,) -> (N,)."""
-    return F.cross_entropy(logits, y, reduction="none")
+def cross_entropy(logits: Tensor, y: Tensor, label_smoothing: float = 0.0) -> Tensor:
+    """Per-example cross-entropy: (N, C), (N,) -> (N,).
+
+    ``label_smoothing`` s trains on targets 1 − s + s/C on the label and s/C elsewhere (PGDLS).
+    """
+    return F.cross_entropy(logits, y, reduction="none", label_smoothing=label_smoothing)
 
 
 LOSSES: dict[str, LossFn] = {

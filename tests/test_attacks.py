@@ -85,6 +85,7 @@ def test_attack_leaves_no_parameter_gradients_and_restores_mode():
     x, y = torch.rand(4, 1, 28, 28), torch.tensor([0, 1, 2, 3])
     pgd(model, x, y, 0.1, steps=2)
     anpgd(model, x, y, 0.1, norm="linf", max_eps=0.3, steps=2, search_steps=2)
+    anpgd(model, x, y, 0.1, norm="linf", max_eps=0.3, steps=2, search_steps=2, bn_mode="reference")
     assert model.training
     assert all(p.grad is None for p in model.parameters())
     model.eval()
@@ -207,3 +208,5 @@ def test_anpgd_bad_input():
         anpgd(model, x, y, 0.0, norm="linf", max_eps=0.3)
     with pytest.raises(ValueError, match="search_steps"):
         anpgd(model, x, y, 0.1, norm="linf", max_eps=0.3, search_steps=-1)
+    with pytest.raises(ValueError, match="^bn_mode must be one of"):
+        anpgd(model, x, y, 0.1, norm="linf", max_eps=0.3, bn_mode="train")

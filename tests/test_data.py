@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 
@@ -73,17 +74,63 @@ def test_load_by_name():
         data.load("imagenet")
 
 
-def test_random_crop_flip_shifts_and_mirrors():
-    x = torch.arange(2 * 1 * 6 * 6, dtype=torch.float32).reshape(2, 1, 6, 6) + 1
-    torch.manual_seed(0)
-    out = data.random_crop_flip(x, padding=2)
-    assert out.shape == x.shape
+def _reflect_windows(img, padding):
+    """Every crop of img (C, H, W) reflect-padded by numpy (an independent reference), unflipped and flipped."""
+    c, h, w = img.shape
+    padded = torch.from_numpy(np.pad(img.numpy(), ((0, 0), (padding,) * 2, (padding,) * 2), mode="reflect"))
+    windows = [padded[:, r : r + h, k : k + w] for r in range(2 * padding + 1) for k in range(2 * padding + 1)]
+    return windows, [win.flip(-1) for win in windows]
+
+
+def test_crop_flip_matches_a_manual_reflect_pad_crop():
+    x = torch.arange(2 * 3 * 6 * 5, dtype=torch.float32).reshape(2, 3, 6, 5) + 1
+    top, left, flip = torch.tensor([0, 4]), torch.tensor([3, 1]), torch.tensor([False, True])
+    out = data.crop_flip(x, top, left, flip, padding=2)
     for i in range(2):
-        # Every output is a (possibly flipped) window of the zero-padded image.
-        padded = torch.nn.functional.pad(x[i], (2,) * 4)
-        windows = [padded[:, r : r + 6, c : c + 6] for r in range(5) for c in range(5)]
-        windows += [w.flip(-1) for w in windows]
-        assert any(torch.equal(out[i], w) for w in windows)
+        padded = torch.from_numpy(np.pad(x[i].numpy(), ((0, 0), (2, 2), (2, 2)), mode="reflect"))
+        crop = padded[:, top[i] : top[i] + 6, left[i] : left[i] + 5]
+        assert torch.equal(out[i], crop.flip(-1) if flip[i] else crop)
+    centre = data.crop_flip(x, torch.tensor([2, 2]), torch.tensor([2, 2]), torch.tensor([False, False]), padding=2)
+    assert torch.equal(centre, x)
+
+
+def test_random_crop_flip_reflects_shifts_and_mirrors():
+    x = torch.rand(64, 3, 8, 8) * 0.9 + 0.1  # no zero pixel anywhere
+    torch.manual_seed(0)
+    out = data.random_crop_flip(x, padding=4)
+    assert out.shape == x.shape and out.min() > 0  # reflect padding adds no zero border (zero padding would)
+    flipped = 0
+    for i in range(64):
+        plain, mirrored = _reflect_windows(x[i], 4)
+        in_plain = any(torch.equal(out[i], win) for win in plain)
+        assert in_plain or any(torch.equal(out[i], win) for win in mirrored)
+        flipped += not in_plain
+    assert 10 < flipped < 54  # about half are mirrored
+
+
+def test_random_crop_flip_can_leave_digits_unmirrored():
+    x = torch.rand(32, 1, 28, 28)
+    torch.manual_seed(1)
+    out = data.random_crop_flip(x, flip=False)
+    for i in range(32):
+        plain, _ = _reflect_windows(x[i], 4)
+        assert any(torch.equal(out[i], win) for win in plain)
+    # Same crops and same random stream afterwards as with flips: only the mirroring is off.
+    after = torch.rand(1)
+    torch.manual_seed(1)
+    flipped = data.random_crop_flip(x)
+    assert torch.equal(torch.rand(1), after)
+    same = [torch.equal(out[i], flipped[i]) or torch.equal(out[i].flip(-1), flipped[i]) for i in range(32)]
+    assert all(same)
+    with pytest.raises(ValueError, match="padding"):
+        data.random_crop_flip(x, padding=28)
+
+
+def test_dataset_family_reads_names():
+    assert data.dataset_family("mnist_offline/test[40]") == "mnist"
+    assert data.dataset_family("mnist/train-holdout5000") == "mnist"
+    assert data.dataset_family("cifar10/test") == "cifar10"
+    assert data.dataset_family("moons(n=200)") is None and data.dataset_family("") is None
 
 
 @pytest.mark.parametrize("name", data.TOYS)

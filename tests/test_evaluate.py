@@ -3,9 +3,10 @@
 import pytest
 import torch
 
-from mma_edu.data import ArrayDataset
+from mma_edu.data import ArrayDataset, mnist_offline
 from mma_edu.evaluate import compare, margin_distribution, restart_plan, robust_accuracy
 from mma_edu.margins import grid_margins_2d
+from mma_edu.models import Linear
 from mma_edu.presets import eval_step_fraction
 
 
@@ -82,3 +83,45 @@ def test_margin_distribution_and_comparison_table(moons):
     lines = table.splitlines()
     assert lines[0].split()[:2] == ["model", "clean"] and "AvgAcc" in lines[0]
     assert lines[1].split()[1:] == lines[2].split()[1:]  # same model, same seed, same numbers
+
+
+def _step_fraction_used(monkeypatch, data, **kw):
+    """(step size / ε seen by the attack, the result's step_fraction) of one robust_accuracy run."""
+    import mma_edu.evaluate as ev
+
+    seen = []
+    real = ev.pgd_with_margin
+
+    def spy(model, x, y, eps, **akw):
+        seen.append(akw["step_size"] / eps)
+        return real(model, x, y, eps, **akw)
+
+    monkeypatch.setattr(ev, "pgd_with_margin", spy)
+    torch.manual_seed(0)
+    model = kw.pop("model", None) or Linear(784, 10)
+    r = robust_accuracy(model, data, eps_list=[0.1], restarts=1, progress=False, device="cpu", **kw)
+    assert seen and all(s == pytest.approx(seen[0]) for s in seen)
+    assert r.as_dict()["step_fraction"] == r.step_fraction
+    return seen[0], r.step_fraction
+
+
+def test_default_step_size_follows_the_dataset_as_the_paper(monkeypatch, moons):
+    test = mnist_offline().test.subset(5)  # "mnist_offline/test[5]"
+    # The README example (MNIST ℓ∞, 20 steps): the paper's 1/40 at 100 steps, scaled by 100/20.
+    used, recorded = _step_fraction_used(monkeypatch, test, norm="linf", steps=20)
+    assert used == pytest.approx(1 / 8) and recorded == pytest.approx(eval_step_fraction("mnist", "linf", 20))
+    assert _step_fraction_used(monkeypatch, test, norm="linf", steps=100)[0] == pytest.approx(1 / 40)
+    assert _step_fraction_used(monkeypatch, test, norm="l2", steps=100)[0] == pytest.approx(1 / 4)
+    stand_in = ArrayDataset(test.x, test.y, "my digits")
+    used, _ = _step_fraction_used(monkeypatch, stand_in, norm="linf", steps=100, dataset="cifar10")
+    assert used == pytest.approx(1 / 4)
+    # Unknown data (toys): the library's PGD default, 2.5/steps.
+    model, data = moons
+    used, _ = _step_fraction_used(monkeypatch, data, model=model, norm="l2", steps=20, clip=None)
+    assert used == pytest.approx(2.5 / 20)
+    # An explicit value wins.
+    assert _step_fraction_used(monkeypatch, test, norm="linf", steps=20, step_fraction=0.3)[0] == pytest.approx(0.3)
+    with pytest.raises(ValueError, match="^dataset must be one of"):
+        robust_accuracy(model, data, norm="l2", eps_list=[0.1], dataset="svhn", clip=None, progress=False)
+    with pytest.raises(ValueError, match="^step_fraction must be"):
+        robust_accuracy(model, data, norm="l2", eps_list=[0.1], step_fraction=float("nan"), clip=None, progress=False)

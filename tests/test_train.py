@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from torch import nn
 
 from mma_edu.attacks import anpgd
 from mma_edu.checkpoint import load_checkpoint, read_checkpoint
@@ -187,3 +188,114 @@ def test_pgdat_trains_on_the_pgd_point(tiny_data):
     assert len(hist.step_loss) == 4 and all(k in hist.epochs[0] for k in ("adv_acc", "clean_acc"))
     with pytest.raises(ValueError, match="eps must be a positive number"):
         PGDAT(eps=0.0)
+
+
+# ------------------------------------------------------------ batch norm during AN-PGD, training point
+
+
+class _BNNet(nn.Module):
+    """conv → batch norm → ReLU → linear on 8×8 images, logits scaled up so most examples are confident."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.bn = nn.BatchNorm2d(4)
+        self.fc = nn.Linear(4 * 8 * 8, 10)
+        with torch.no_grad():
+            self.fc.weight.mul_(20)
+
+    def forward(self, x):
+        return self.fc(torch.relu(self.bn(self.conv(x))).flatten(1))
+
+
+def _bn_batch():
+    torch.manual_seed(0)
+    model = _BNNet().train()
+    x = torch.rand(32, 1, 8, 8)
+    with torch.no_grad():
+        y = model(x).argmax(1)  # the train-mode prediction: the clean forward of batch_loss sees the same
+    return model, x, y
+
+
+@pytest.mark.parametrize("search_steps", [10, 3])
+@pytest.mark.parametrize("bn_mode", ["reference", "eval"])
+def test_batch_norm_running_statistics_update_as_the_reference(bn_mode, search_steps):
+    model, x, y = _bn_batch()
+    calls = []  # (train mode, grad enabled) of every forward
+    model.register_forward_hook(lambda m, i, o: calls.append((m.training, torch.is_grad_enabled())))
+    method = MMA(d_max=0.3, norm="linf", mineps=0.05, steps=3, search_steps=search_steps, bn_mode=bn_mode)
+    method.setup(32, torch.device("cpu"))
+    before = int(model.bn.num_batches_tracked)
+    _, stats = method.batch_loss(model, x, y, torch.arange(32))
+    updates = int(model.bn.num_batches_tracked) - before
+    assert 2 <= int((method.margins > 0).sum()) < 32  # AN-PGD ran on a sub-batch S⁺ (ε̂ > 0 there only)
+    # reference: clean + check at the PGD point + one per bisection step + mixed; eval: clean + mixed.
+    assert updates == (search_steps + 3 if bn_mode == "reference" else 2)
+    train_calls = [grad for training, grad in calls if training]
+    assert len(train_calls) == updates
+    # Only the clean and the mixed forward build graphs; the search forwards run without autograd.
+    assert train_calls[0] and train_calls[-1] and not any(train_calls[1:-1])
+
+
+def test_bn_modes_are_bitwise_identical_without_batch_norm(tiny_data):
+    train, _ = tiny_data
+    x, y, index = train.x[:50], train.y[:50], torch.arange(50)
+    results = {}
+    for bn_mode in ("eval", "reference"):
+        model = _pretrained(train)
+        method = MMA(d_max=0.3, norm="linf", mineps=0.05, steps=3, search_steps=5, bn_mode=bn_mode)
+        method.setup(len(train), torch.device("cpu"))
+        torch.manual_seed(11)
+        model.train()
+        loss, stats = method.batch_loss(model, x, y, index)
+        loss.backward()
+        results[bn_mode] = (loss.detach(), method.margins.clone(), [p.grad.clone() for p in model.parameters()])
+    (la, ma, ga), (lb, mb, gb) = results["eval"], results["reference"]
+    assert (ma > 0).any()
+    assert torch.equal(la, lb) and torch.equal(ma, mb) and all(torch.equal(a, b) for a, b in zip(ga, gb))
+
+
+def _training_points(clip_training_point, train):
+    """The inputs of MMA's mixed forward (the training points) for one batch."""
+    model = _pretrained(train)
+    seen = []
+    model.register_forward_pre_hook(lambda m, args: seen.append(args[0].detach().clone()))
+    # A small ε_prev so that ε̂ > ε_prev: x + ε̂·u then overshoots where the PGD point sat on the box's edge.
+    method = MMA(d_max=0.3, norm="linf", mineps=0.01, steps=3, search_steps=6,
+                 clip_training_point=clip_training_point)
+    method.setup(len(train), torch.device("cpu"))
+    torch.manual_seed(5)
+    model.train()
+    method.batch_loss(model, train.x[:50], train.y[:50], torch.arange(50))
+    return seen[-1], method.margins[:50]
+
+
+def test_training_point_is_clipped_unless_asked_to_reproduce_the_reference(tiny_data):
+    train, _ = tiny_data
+    clipped, eps_a = _training_points(True, train)
+    raw, eps_b = _training_points(False, train)
+    assert torch.equal(eps_a, eps_b)  # same search; only the returned point differs
+    assert clipped.min() >= 0 and clipped.max() <= 1
+    assert raw.min() < 0 or raw.max() > 1  # the reference's unclipped point leaves the box
+    torch.testing.assert_close(raw.clamp(0, 1), clipped, rtol=0, atol=1e-6)
+
+
+def test_pgdls_smooths_the_training_loss_not_the_attack(tiny_data):
+    train, _ = tiny_data
+    model = _pretrained(train)
+    x, y, index = train.x[:20], train.y[:20], torch.arange(20)
+    points, losses = {}, {}
+    for s in (0.0, 0.5):
+        seen = []
+        hook = model.register_forward_pre_hook(lambda m, a: seen.append(a[0].detach().clone()))
+        torch.manual_seed(3)
+        model.train()
+        losses[s], _ = PGDAT(0.1, steps=2, label_smoothing=s).batch_loss(model, x, y, index)
+        hook.remove()
+        points[s] = seen[-2]  # the PGD point: the last forward is the eval-mode clean accuracy
+    assert torch.equal(points[0.0], points[0.5])  # the attack is the same
+    with torch.no_grad():
+        logits = model(points[0.5])
+    expected = torch.nn.functional.cross_entropy(logits, y, label_smoothing=0.5)
+    torch.testing.assert_close(losses[0.5].detach(), expected)
+    assert not torch.allclose(losses[0.0], losses[0.5])

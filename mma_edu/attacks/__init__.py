@@ -5,7 +5,7 @@
   then bisection to the decision boundary (``attacks/anpgd.py``).
 """
 
-from .anpgd import ANPGDResult, anpgd, bisect
+from .anpgd import BN_MODES, ANPGDResult, anpgd, bisect
 from .pgd import STEP_SCALE, perturb, pgd, pgd_with_margin
 
-__all__ = ["pgd", "pgd_with_margin", "perturb", "anpgd", "ANPGDResult", "bisect", "STEP_SCALE"]
+__all__ = ["pgd", "pgd_with_margin", "perturb", "anpgd", "ANPGDResult", "bisect", "STEP_SCALE", "BN_MODES"]

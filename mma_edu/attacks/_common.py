@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from contextlib import contextmanager
 from typing import Iterator, Sequence
 
@@ -51,9 +53,8 @@ def check_batch(x: Tensor, y: Tensor, clip: Clip) -> None:
         raise ValueError(f"x (N, ...) and y (N,) must have the same N, got x {tuple(x.shape)} and y {tuple(y.shape)}")
     if (y < 0).any():
         raise ValueError(f"y must hold class indices >= 0, got min {int(y.min())}")
+    check_clip(clip)
     if clip is not None:
-        if len(clip) != 2 or not clip[0] < clip[1]:
-            raise ValueError(f"clip must be (low, high) with low < high, or None, got {clip!r}")
         if x.numel() and (x.min() < clip[0] - 1e-6 or x.max() > clip[1] + 1e-6):
             raise ValueError(
                 f"x must lie in the box clip={clip!r}, got values in [{x.min().item():g}, {x.max().item():g}]; "
@@ -69,9 +70,49 @@ def check_labels(logits: Tensor, y: Tensor) -> None:
         raise ValueError(f"y must be < the number of classes ({logits.shape[1]}), got max {int(y.max())}")
 
 
+def check_clip(clip: Clip) -> Clip:
+    """``clip`` must be None or a pair of numbers (low, high) with low < high (NaN never is)."""
+    try:
+        ok = clip is None or (len(clip) == 2 and all(map(_is_real, clip)) and clip[0] < clip[1])
+    except TypeError:
+        ok = False
+    if not ok:
+        raise ValueError(f"clip must be (low, high) with low < high, or None, got {clip!r}")
+    return clip
+
+
+def _is_real(value) -> bool:
+    # bool is an int subclass, but True as a step count or a radius is a bug, not a number.
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
 def check_count(value: int, name: str, minimum: int) -> int:
+    """An integer >= ``minimum`` (bools and floats such as 2.5 or 3.0 are refused)."""
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def check_positive(value: float, name: str) -> float:
+    """A finite number > 0 (NaN, inf, bools and strings are refused)."""
+    if not (_is_real(value) and math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a positive number (finite, > 0), got {value!r}")
+    return value
+
+
+def check_in_range(value: float, name: str, low: float, high: float, *, include_high: bool = True) -> float:
+    """A finite number in [low, high] (or [low, high) with ``include_high=False``); NaN is refused."""
+    inside = _is_real(value) and low <= value and (value <= high if include_high else value < high)
+    if not inside:
+        interval = f"[{low:g}, {high:g}" + ("]" if include_high else ")")
+        raise ValueError(f"{name} must be in {interval}, got {value!r}")
+    return value
+
+
+def check_choice(value: str, name: str, choices: Sequence[str]) -> str:
+    """One of ``choices``."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {tuple(choices)!r}, got {value!r}")
     return value
 
 
@@ -85,6 +126,17 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
     """Run attacks in eval mode (fixed batch-norm statistics) and restore the mode afterwards."""
     was_training = model.training
     model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
+@contextmanager
+def train_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Run a block in train mode (batch norm uses, and updates its running statistics from, the batch)."""
+    was_training = model.training
+    model.train()
     try:
         yield model
     finally:

@@ -13,6 +13,12 @@
 
 Besides the paper's ε̂ the result reports the bracket [lower, upper] and
 whether any point along u was adversarial (``found``).
+
+Batch norm (``bn_mode``): PGD always runs in eval mode. With "eval" (the
+default) so does everything else; with "reference" the check at the PGD point
+and the bisection forwards run in train mode, as in the authors' MMA training
+(§4 of the notes): batch norm then normalizes with this batch's statistics
+and updates its running statistics once per forward (1 + search_steps).
 """
 
 from __future__ import annotations
@@ -25,8 +31,22 @@ from torch import Tensor, nn
 from .. import norms
 from ..losses import get_loss
 from ..speed import attack_autocast, check_precision
-from ._common import Clip, as_per_example, check_batch, check_count, check_labels, eval_mode, to_box
+from ._common import (
+    Clip,
+    as_per_example,
+    check_batch,
+    check_choice,
+    check_count,
+    check_labels,
+    eval_mode,
+    to_box,
+    train_mode,
+)
 from .pgd import STEP_SCALE, perturb
+
+# Where AN-PGD's search forwards run: "eval" (all in eval mode) or "reference"
+# (the check at the PGD point and the bisection in train mode, as the authors' training).
+BN_MODES = ("eval", "reference")
 
 
 @dataclass
@@ -101,6 +121,7 @@ def anpgd(
     start: Tensor | None = None,
     trace: dict | None = None,
     precision: str = "fp32",
+    bn_mode: str = "eval",
 ) -> ANPGDResult:
     """AN-PGD (§3 of the paper notes): per-example PGD at ``eps_init``, then bisection to the boundary.
 
@@ -123,6 +144,12 @@ def anpgd(
         precision: "fp32", or "bf16" to run the PGD iterations (the direction
             search) under bfloat16 autocast; the bisection stays float32
             (see :mod:`mma_edu.speed`).
+        bn_mode: "eval" runs everything in eval mode; "reference" runs the
+            check at the PGD point and the bisection forwards in train mode
+            (batch norm uses and updates this batch's statistics, as the
+            authors' MMA training does); PGD is in eval mode either way. No
+            forward builds an autograd graph for the parameters. The model's
+            mode is restored afterwards.
 
     Returns:
         :class:`ANPGDResult` with ``x_adv`` (N, ...), ``eps`` (N,), ``found`` (N,), bracket.
@@ -135,29 +162,34 @@ def anpgd(
         raise ValueError(f"step_scale must be > 0, got {step_scale!r}")
     search_fn = get_loss(loss)
     check_precision(precision)
+    check_choice(bn_mode, "bn_mode", BN_MODES)
     eps0 = as_per_example(eps_init, x, "eps_init", positive=True)
     top = as_per_example(max_eps, x, "max_eps", positive=True)
     if (eps0 > top).any():
         raise ValueError("eps_init must be <= max_eps for every example")
     x = x.detach()
-    with eval_mode(model), torch.no_grad():
-        if x.shape[0]:
-            check_labels(model(x[:1]), y[:1])
-        if start is None:
-            start = norms.random_in_ball(x, eps0, norm)
-        elif start.shape != x.shape:
-            raise ValueError(f"start must have the shape of x {tuple(x.shape)}, got {tuple(start.shape)}")
-        with attack_autocast(precision, x.device):
-            x_pgd = perturb(
-                model, x, y, eps0, norm=norm, steps=steps, step_size=step_scale * eps0 / max(steps, 1),
-                loss_fn=search_fn, clip=clip, delta_init=start,
-                trace=trace.setdefault("pgd", []) if trace is not None else None,
-            )
+    with torch.no_grad():
+        with eval_mode(model):
+            if x.shape[0]:
+                check_labels(model(x[:1]), y[:1])
+            if start is None:
+                start = norms.random_in_ball(x, eps0, norm)
+            elif start.shape != x.shape:
+                raise ValueError(f"start must have the shape of x {tuple(x.shape)}, got {tuple(start.shape)}")
+            with attack_autocast(precision, x.device):
+                x_pgd = perturb(
+                    model, x, y, eps0, norm=norm, steps=steps, step_size=step_scale * eps0 / max(steps, 1),
+                    loss_fn=search_fn, clip=clip, delta_init=start,
+                    trace=trace.setdefault("pgd", []) if trace is not None else None,
+                )
         direction = (x_pgd - x) / norms.per_example(eps0, x)
-        value = search_fn(model(x_pgd), y)
-        eps, found, lower, upper = bisect(
-            model, x, y, direction, eps0, value, top, search_steps=search_steps, search_fn=search_fn, clip=clip,
-            trace=trace.setdefault("bisect", []) if trace is not None else None,
-        )
+        # The reference runs the search in train mode: batch norm then sees (and
+        # records) these perturbed points; no_grad keeps it from building graphs.
+        with train_mode(model) if bn_mode == "reference" else eval_mode(model):
+            value = search_fn(model(x_pgd), y)
+            eps, found, lower, upper = bisect(
+                model, x, y, direction, eps0, value, top, search_steps=search_steps, search_fn=search_fn, clip=clip,
+                trace=trace.setdefault("bisect", []) if trace is not None else None,
+            )
         x_adv = to_box(x + norms.per_example(eps, x) * direction, clip)
     return ANPGDResult(x_adv=x_adv, eps=eps, found=found, lower=lower, upper=upper, direction=direction)

@@ -21,15 +21,19 @@ import torch
 from torch import Tensor, nn
 
 from .. import norms
-from ..attacks import STEP_SCALE, anpgd, perturb
-from ..attacks._common import Clip, as_per_example, eval_mode
+from ..attacks import BN_MODES, STEP_SCALE, anpgd, perturb
+from ..attacks._common import (
+    Clip,
+    as_per_example,
+    check_choice,
+    check_clip,
+    check_count,
+    check_in_range,
+    check_positive,
+    eval_mode,
+)
 from ..losses import cross_entropy, get_loss, is_correct, soft_logit_margin
 from ..speed import check_precision
-
-
-def _check_positive(value: float, name: str) -> None:
-    if not (isinstance(value, (int, float)) and value > 0):
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
 
 
 class Method:
@@ -69,11 +73,20 @@ class Standard(Method):
 
 @dataclass
 class PGDAT(Method):
-    """PGD adversarial training at a fixed radius ``eps``.
+    """PGD adversarial training at a fixed radius ``eps`` (Madry et al.); PGDLS with ``label_smoothing``.
 
     The PGD point (random start, ``steps`` steps of ``step_size``, default
     2.5·eps/steps, maximizing ``loss``) is found in eval mode; the model then
     trains on cross-entropy there, mixed with ``clean_weight`` of clean loss.
+
+    ``label_smoothing`` = s > 0 is PGDLS, the paper's PGD baseline with label
+    smoothing: both cross-entropy terms train on targets 1 − s + s/C on the
+    label and s/C elsewhere (torch's convention); the attack still maximizes
+    the plain ``loss``.
+
+    Every setting is checked when the method is made (ValueError naming it):
+    eps finite > 0, steps an integer >= 1, step_size finite > 0 or None, loss
+    a known name, clean_weight in [0, 1], label_smoothing in [0, 1).
     """
 
     eps: float
@@ -83,18 +96,23 @@ class PGDAT(Method):
     loss: str = "ce"
     clean_weight: float = 0.0
     clip: Clip = (0.0, 1.0)
+    label_smoothing: float = 0.0
     name = "pgdat"
 
     def __post_init__(self):
         norms.check_norm(self.norm)
-        _check_positive(self.eps, "eps")
+        check_positive(self.eps, "eps")
+        check_count(self.steps, "steps", 1)
+        if self.step_size is not None:
+            check_positive(self.step_size, "step_size")
         get_loss(self.loss)
-        if not 0 <= self.clean_weight <= 1:
-            raise ValueError(f"clean_weight must be in [0, 1], got {self.clean_weight!r}")
+        check_in_range(self.clean_weight, "clean_weight", 0, 1)
+        check_in_range(self.label_smoothing, "label_smoothing", 0, 1, include_high=False)
+        check_clip(self.clip)
 
     def batch_loss(self, model, x, y, index):
         eps = as_per_example(self.eps, x, "eps")
-        step = STEP_SCALE * eps / max(self.steps, 1) if self.step_size is None else as_per_example(
+        step = STEP_SCALE * eps / self.steps if self.step_size is None else as_per_example(
             self.step_size, x, "step_size")
         with eval_mode(model):
             x_adv = perturb(
@@ -102,11 +120,12 @@ class PGDAT(Method):
                 clip=self.clip, delta_init=norms.random_in_ball(x, eps, self.norm),
             )
         logits_adv = model(x_adv)
-        loss = cross_entropy(logits_adv, y).mean()
+        loss = cross_entropy(logits_adv, y, self.label_smoothing).mean()
         stats = {"adv_acc": is_correct(logits_adv, y).float().mean().item()}
         if self.clean_weight > 0:
             logits = model(x)
-            loss = (1 - self.clean_weight) * loss + self.clean_weight * cross_entropy(logits, y).mean()
+            loss = (1 - self.clean_weight) * loss + self.clean_weight * cross_entropy(
+                logits, y, self.label_smoothing).mean()
             stats["clean_acc"] = is_correct(logits, y).float().mean().item()
         else:
             with eval_mode(model), torch.no_grad():
@@ -129,8 +148,37 @@ class MMA(Method):
     4. L_MMA = (1/n)[Σ_{S⁺, ε̂<d_max} CE(x+ε̂u) + Σ_{S⁻} CE(x)];
        loss = (1 − c)·L_MMA + c·mean CE(x).
 
+    Settings that are ours rather than the paper's:
+
+    - ``mineps`` defaults to d_max/10, our choice; the paper's runs use 0.1
+      (MNIST ℓ∞), 0.5 (ℓ2) and 0.005 (CIFAR10 ℓ∞), which the presets carry.
+    - ``bn_mode`` — where AN-PGD's forwards run. Its PGD iterations are in
+      eval mode either way. "reference": the check at the PGD point and the
+      bisection run in train mode on the S⁺ sub-batch, as in the authors'
+      code, so batch norm normalizes with that sub-batch and updates its
+      running statistics search_steps + 3 times per step (clean, check,
+      bisection, mixed: 13 at 10 search steps). "eval": all of AN-PGD in eval
+      mode; 2 updates per step (clean, mixed). The default is "eval" because
+      (a) an example's ε̂ then does not depend on which other examples share
+      its batch (in train mode batch norm mixes them); (b) the running
+      statistics come from the clean and training points only, not mostly
+      from the search's near-boundary points; (c) attacks then never change
+      the model, the rule PGD-AT, validation and evaluation follow too. For
+      models without batch norm (LeNet5, SmallCNN, MLPs) the two are
+      bitwise identical. The paper presets pass "reference".
+    - ``clip_training_point`` — True (default) trains on x + ε̂·u clipped to
+      ``clip``: a valid input, and the point whose loss the bisection
+      evaluated. The reference trains on the unclipped point (False here
+      reproduces it), which leaves the box wherever ε̂ > ε_prev along a
+      coordinate where the PGD point sat on the box's edge.
+
     ``precision="bf16"`` runs AN-PGD's PGD iterations in bfloat16 (faster,
     margins within a few percent; see :mod:`mma_edu.speed`).
+
+    Every setting is checked when the method is made (ValueError naming it):
+    d_max, mineps, step_scale finite > 0; steps and search_steps integers
+    >= 1; hinge_factor finite >= 1; clean_weight in [0, 1]; bn_mode,
+    precision and norm known names.
     """
 
     d_max: float
@@ -143,20 +191,28 @@ class MMA(Method):
     hinge_factor: float = 1.05
     clip: Clip = (0.0, 1.0)
     precision: str = "fp32"
+    bn_mode: str = "eval"
+    clip_training_point: bool = True
     margins: Tensor | None = field(default=None, repr=False)
     name = "mma"
 
     def __post_init__(self):
         norms.check_norm(self.norm)
-        _check_positive(self.d_max, "d_max")
+        check_positive(self.d_max, "d_max")
+        check_in_range(self.clean_weight, "clean_weight", 0, 1)
+        check_count(self.steps, "steps", 1)
+        check_count(self.search_steps, "search_steps", 1)
+        check_positive(self.step_scale, "step_scale")
+        if not (check_positive(self.hinge_factor, "hinge_factor") >= 1):
+            raise ValueError(f"hinge_factor must be >= 1, got {self.hinge_factor!r}")
+        check_clip(self.clip)
+        check_precision(self.precision)
+        check_choice(self.bn_mode, "bn_mode", BN_MODES)
+        if not isinstance(self.clip_training_point, bool):
+            raise ValueError(f"clip_training_point must be True or False, got {self.clip_training_point!r}")
         if self.mineps is None:
             self.mineps = self.d_max / 10
-        _check_positive(self.mineps, "mineps")
-        if not 0 <= self.clean_weight <= 1:
-            raise ValueError(f"clean_weight must be in [0, 1], got {self.clean_weight!r}")
-        check_precision(self.precision)
-        if self.hinge_factor < 1:
-            raise ValueError(f"hinge_factor must be >= 1, got {self.hinge_factor!r}")
+        check_positive(self.mineps, "mineps")
         if self.mineps > self.max_eps:
             raise ValueError(f"mineps ({self.mineps}) must be <= hinge_factor·d_max ({self.max_eps})")
 
@@ -192,9 +248,11 @@ class MMA(Method):
             res = anpgd(
                 model, x[pos], y[pos], eps_prev, norm=self.norm, max_eps=self.max_eps, steps=self.steps,
                 search_steps=self.search_steps, step_scale=self.step_scale, loss="slm", clip=self.clip,
-                precision=self.precision,
+                precision=self.precision, bn_mode=self.bn_mode,
             )
-            x_mix[pos] = res.x_adv
+            # res.x_adv is x + ε̂·u clipped to the box; the reference trains on the unclipped point.
+            x_mix[pos] = res.x_adv if self.clip_training_point else (
+                x[pos] + norms.per_example(res.eps, x[pos]) * res.direction)
             eps_hat[pos] = res.eps
         self.margins[index] = eps_hat.to(self.margins.dtype)
         ce_mix = cross_entropy(model(x_mix), y)
