@@ -18,7 +18,8 @@ from pathlib import Path
 
 DATA_CHOICES = ("offline", "full")
 # Defaults of `mma-edu train` options that a resumed run must repeat when changed.
-TRAIN_DEFAULTS = {"val_size": 500, "seed": 0, "precision": "fp32", "root": "data", "device": "auto"}
+TRAIN_DEFAULTS = {"val_size": None, "selection": "reference", "seed": 0, "precision": "fp32", "root": "data",
+                  "device": "auto"}
 
 
 class CLIError(Exception):
@@ -27,12 +28,11 @@ class CLIError(Exception):
 
 def _family_of(data_name: str | None, model_name: str | None) -> tuple[str, str | None]:
     """(dataset family, offline/full or None) from a checkpoint's data or model name."""
-    if data_name:
-        if data_name.startswith("mnist_offline"):
-            return "mnist", "offline"
-        for fam in ("mnist", "cifar10"):
-            if data_name.startswith(fam):
-                return fam, "full"
+    from .data import dataset_family
+
+    family = dataset_family(data_name)
+    if family is not None:
+        return family, "offline" if data_name.startswith("mnist_offline") else "full"
     if model_name in ("cifar10_wrn28_4",):
         return "cifar10", None
     return "mnist", None
@@ -100,16 +100,22 @@ def cmd_train(args) -> int:
     method = preset.method(precision=args.precision) if preset.method_kind in ("mma", "omma") else preset.method()
     splits = _load_splits(preset.dataset, args.data, args.root)
     val = None
-    if args.val_size > 0:
-        n_val = 5000 if args.data == "full" else 400
-        args.val_size = min(args.val_size, n_val)  # all of a smaller held-out set
-        train, val = D.holdout(splits.train, n_val)
+    n_val = 5000 if args.data == "full" else 400
+    val_size = n_val if args.val_size is None else min(args.val_size, n_val)
+    if val_size > 0:
+        # The reference holds out the first 5,000 training images; the offline digits are stored
+        # class by class, so there a stratified sample stands in for "the first".
+        train, val = D.holdout(splits.train, n_val, first=args.data == "full")
     else:
         train = splits.train
     torch.manual_seed(args.seed)
     model = build_model(preset.model)
     print(f"preset   {preset.name}: {preset.describe()}")
     print(f"data     {train.name} ({len(train):,} train, {len(val) if val else 0:,} validation)")
+    if val is not None:
+        how = ("the reference's search (PGD at the test eps, bisection)" if args.selection == "reference"
+               else "our verified margin estimator")
+        print(f"select   best.pt by the mean margin of {val_size:,} validation images, {how}")
     if args.resume:
         print(f"run      resuming {out}/ at step {saved:,}, up to {steps:,} steps")
     else:
@@ -135,7 +141,8 @@ def cmd_train(args) -> int:
             lr=preset.lr, lr_schedule=preset.schedule, weight_decay=preset.weight_decay,
             augment=D.random_crop_flip if preset.augment else None, eval_data=val,
             eval_max_eps=preset.validation_max_eps, eval_norm=preset.eval_norm,
-            eval_size=args.val_size if val else 0, out=out, resume=args.resume, overwrite=args.force,
+            eval_size=val_size if val else 0, selection=args.selection, out=out, resume=args.resume,
+            overwrite=args.force,
             device=args.device, seed=args.seed, progress=not args.no_progress, callbacks=[report],
             meta={"preset": preset.name},
         )
@@ -146,7 +153,7 @@ def cmd_train(args) -> int:
         return stop.exit_code
     saved_files = [f"{out / LAST}"]
     if val is not None and (out / BEST).exists():
-        saved_files.append(f"{out / BEST} (best validation {'margin' if args.val_size else 'accuracy'})")
+        saved_files.append(f"{out / BEST} (best mean validation margin)")
     print(f"saved    {', '.join(saved_files)}, {out / HISTORY}"
           + ("" if val is not None else " (no validation: --val-size 0, so no best.pt)"))
     return 0
@@ -311,7 +318,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--force", action="store_true", help="start afresh in an --out that already holds a run")
     s.add_argument("--val-size", type=_count(0), default=TRAIN_DEFAULTS["val_size"],
                    help="held-out examples searched for margins each epoch (>= 1); 0: no validation and no "
-                        "best.pt (default: 500)")
+                        "best.pt (default: all held out: the first 5,000 training images with --data full, "
+                        "400 with --data offline)")
+    s.add_argument("--selection", choices=("reference", "estimate"), default=TRAIN_DEFAULTS["selection"],
+                   help="how best.pt is chosen: reference (default) — the authors' search, PGD at the test eps then "
+                        "bisection, mean of the last midpoints; estimate — our verified margin estimator")
     s.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",

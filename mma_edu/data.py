@@ -154,14 +154,20 @@ def stratified_split(y: Tensor, n_test_per_class: int, seed: int = 0) -> tuple[T
     return torch.cat(train).sort().values, torch.cat(test).sort().values
 
 
-def holdout(ds: ArrayDataset, n: int, seed: int = 0) -> tuple[ArrayDataset, ArrayDataset]:
-    """Split ``n`` examples off ``ds`` (stratified, fixed by ``seed``): (rest, held out).
+def holdout(ds: ArrayDataset, n: int, seed: int = 0, *, first: bool = False) -> tuple[ArrayDataset, ArrayDataset]:
+    """Split ``n`` examples off ``ds``: (rest, held out).
 
-    The reference selects models on 5,000 held-out training images; this makes such a split.
+    ``first=True`` holds out the first ``n`` examples, as the reference does
+    (the first 5,000 training images of MNIST or CIFAR10). The default draws a
+    stratified sample fixed by ``seed``, for data stored class by class (the
+    offline digits), whose first examples would all be one class.
     """
+    if not isinstance(n, int) or not 0 < n < len(ds):
+        raise ValueError(f"n must be an integer in (0, {len(ds)}), got {n!r}")
+    if first:
+        return (ArrayDataset(ds.x[n:], ds.y[n:], f"{ds.name}-first{n}"),
+                ArrayDataset(ds.x[:n], ds.y[:n], f"{ds.name}[first {n}]"))
     classes = int(ds.y.max()) + 1
-    if not 0 < n < len(ds):
-        raise ValueError(f"n must be in (0, {len(ds)}), got {n}")
     tr, va = stratified_split(ds.y, max(n // classes, 1), seed)
     return (ArrayDataset(ds.x[tr], ds.y[tr], f"{ds.name}-holdout{len(va)}"),
             ArrayDataset(ds.x[va], ds.y[va], f"{ds.name}[holdout {len(va)}]"))

@@ -29,7 +29,7 @@ from .losses import get_loss, is_correct
 from .margins import MarginResult, estimate_margins
 from .presets import eval_step_fraction
 from .speed import as_layout, channels_last_model, use_channels_last
-from .train.loop import resolve_device
+from .device import resolve_device
 
 
 @dataclass

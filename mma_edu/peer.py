@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from . import norms
 from .data import ArrayDataset
-from .train.loop import resolve_device
+from .device import resolve_device
 
 PEER_ATTACKS = ("fmn", "cw")
 DEFAULT_STEPS = {"fmn": 100, "cw": 1000}

@@ -204,7 +204,7 @@ LIBRARY = [
     ("dataset-subset-zero", lambda t: _ds().subset(0), ValueError, "n must be positive"),
     ("toy-name", lambda t: D.toy_2d("moon"), ValueError, "name must be one of"),
     ("toy-n", lambda t: D.toy_2d("moons", n=1), ValueError, "n must be"),
-    ("holdout-too-many", lambda t: D.holdout(_ds(), 6), ValueError, "n must be in"),
+    ("holdout-too-many", lambda t: D.holdout(_ds(), 6), ValueError, "n must be an integer in"),
     # training methods
     ("pgdat-steps-negative", lambda t: PGDAT(0.3, steps=-2), ValueError, "steps"),
     ("pgdat-steps-float", lambda t: PGDAT(0.3, steps=2.5), ValueError, "steps"),

@@ -1,5 +1,7 @@
 """Training: the MMA loss as the paper defines it, checkpoints, resume and Ctrl-C."""
 
+import json
+
 import pytest
 import torch
 from torch import nn
@@ -299,3 +301,26 @@ def test_pgdls_smooths_the_training_loss_not_the_attack(tiny_data):
     expected = torch.nn.functional.cross_entropy(logits, y, label_smoothing=0.5)
     torch.testing.assert_close(losses[0.5].detach(), expected)
     assert not torch.allclose(losses[0.0], losses[0.5])
+
+
+@pytest.mark.parametrize("selection", ["reference", "estimate"])
+def test_history_records_how_best_was_selected(tmp_path, tiny_data, selection):
+    train, val = tiny_data
+    model = _pretrained(train)
+    method = MMA(d_max=0.3, norm="linf", mineps=0.05, steps=2, search_steps=3)
+    hist = fit(model, train, method, steps=8, batch_size=25, eval_data=val, eval_size=12, eval_steps=2,
+               selection=selection, out=tmp_path, progress=False, device="cpu")
+    rec = hist.epochs[0]["selection"]
+    assert rec["images"] == 12
+    if selection == "reference":
+        # The reference's search: PGD at MNIST's test eps 0.3, 40 steps, bisection up to 1.05 d_max.
+        assert rec["estimator"] == "reference" and rec["eps"] == 0.3 and rec["pgd_steps"] == 40
+        assert rec["max_eps"] == pytest.approx(method.max_eps)
+    else:
+        assert rec["estimator"].startswith("estimate_margins") and rec["pgd_steps"] == 2
+    saved = json.loads((tmp_path / HISTORY).read_text())["epochs"][0]["selection"]
+    assert saved == rec
+    best = read_checkpoint(tmp_path / BEST)
+    assert best["best"] == pytest.approx(hist.epochs[0]["val_margin"])
+    with pytest.raises(ValueError, match="selection must be one of"):
+        fit(model, train, method, steps=1, selection="best", progress=False)

@@ -29,38 +29,14 @@ from torch import Tensor, nn
 from ..checkpoint import FORMAT, CheckpointError, read_checkpoint, save_checkpoint
 from ..attacks._common import check_count, check_finite, check_not_empty
 from ..data import ArrayDataset
+from ..device import resolve_device
 from ..interrupts import GracefulStop, TrainingInterrupted, deferred_signals
 from ..losses import is_correct
 from ..speed import as_layout, use_channels_last
 from .methods import MMA, PGDAT, Method
 from .optim import make_optimizer, set_lr
+from .selection import reference_validation_margin
 from .run_folder import BEST, HISTORY, LAST, RunFolderError, RunLock, check_run_folder, remove_leftovers
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """"auto" picks cuda, then mps, then cpu; anything else is passed to torch.device.
-
-    A device this machine does not have (``"cuda"`` without a GPU) is a ValueError, not a crash later.
-    """
-    if str(device) != "auto":
-        try:
-            dev = torch.device(device)
-        except (RuntimeError, TypeError) as err:
-            raise ValueError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {device!r}") from err
-        if dev.type == "cuda":
-            if not torch.cuda.is_available():
-                raise ValueError(f"device {str(device)!r}: CUDA is not available on this machine; "
-                                 "use device 'auto' or 'cpu'")
-            if dev.index is not None and dev.index >= torch.cuda.device_count():
-                raise ValueError(f"device {str(device)!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
-        if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-            raise ValueError(f"device {str(device)!r}: MPS is not available on this machine; use 'auto' or 'cpu'")
-        return dev
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
 
 
 @dataclass
@@ -183,11 +159,14 @@ def validate(
     clip: tuple[float, float] | None = (0.0, 1.0),
 ) -> dict:
     """Clean accuracy on ``data`` and, where ``norm`` and ``max_eps`` are known, the mean and
-    median margin of the first ``size`` examples (AN-PGD search, logit-margin loss, no refinement:
-    the reference's validation criterion)."""
+    median margin of ``size`` examples by our verified estimator
+    (:func:`mma_edu.margins.estimate_margins`: AN-PGD search from max_eps/2, logit-margin loss, every
+    point checked, no refinement rounds). This is *not* the reference's selection criterion, which
+    is :func:`mma_edu.train.selection.reference_validation_margin`; ``out["selection"]`` says which ran.
+    """
     from ..margins import estimate_margins
 
-    out = {"val_acc": clean_accuracy(model, data, device)}
+    out: dict[str, Any] = {"val_acc": clean_accuracy(model, data, device)}
     if norm is not None and max_eps is not None and size > 0:
         sub = data.subset(size)
         res = estimate_margins(
@@ -196,6 +175,8 @@ def validate(
         )
         out["val_margin"] = res.margin.mean().item()
         out["val_margin_median"] = res.margin.median().item()
+        out["selection"] = {"estimator": "estimate_margins (verified AN-PGD search, ours)", "images": len(sub),
+                            "norm": norm, "max_eps": max_eps, "pgd_steps": steps, "search_steps": 10, "refine": 0}
     return out
 
 
@@ -231,6 +212,8 @@ def train_step(model: nn.Module, method: Method, optimizer: torch.optim.Optimize
     optimizer.step()
     return stats
 
+
+SELECTIONS = ("estimate", "reference")
 
 # Settings that may differ between a run and its resumption; any other difference is refused.
 _MAY_CHANGE = ("steps", "device")
@@ -297,6 +280,7 @@ def fit(
     eval_max_eps: float | None = None,
     eval_size: int = 500,
     eval_steps: int = 20,
+    selection: str = "estimate",
     out: str | os.PathLike | None = None,
     resume: bool = False,
     overwrite: bool = False,
@@ -319,9 +303,13 @@ def fit(
         lr_schedule: step -> learning rate (e.g. :class:`PiecewiseConstant`); constant lr if None.
         augment: batch transform (N, C, H, W) -> same, e.g. :func:`mma_edu.data.random_crop_flip`.
         eval_data: held-out data; each epoch records its clean accuracy and (for MMA and PGD-AT, or
-            with eval_norm/eval_max_eps) the mean margin of its first ``eval_size`` examples (our
-            verified AN-PGD estimator, :func:`validate`). ``best.pt`` keeps the epoch with the highest
-            mean margin (clean accuracy when no margins are measured, e.g. ``eval_size=0``).
+            with eval_norm/eval_max_eps) the mean validation margin of ``eval_size`` of its examples,
+            measured as ``selection`` says. ``best.pt`` keeps the epoch with the highest mean margin
+            (clean accuracy when no margins are measured, e.g. ``eval_size=0``).
+        selection: "estimate" — our verified margin estimator (:func:`validate`), or "reference" —
+            the authors' selection search (:func:`mma_edu.train.selection.reference_validation_margin`:
+            PGD at the test ε, bisection from max_eps/2, last midpoint), as the paper presets use.
+            Each epoch's record holds ``selection``: which estimator, how many images, which ε.
         out: folder for ``last.pt`` (every epoch, at the end, on SIGINT/SIGTERM), ``best.pt`` and
             ``history.json``. Checked before the first step and locked while training.
         resume: continue the run saved in ``out/last.pt`` up to ``steps``; refused if ``out`` holds no
@@ -357,6 +345,8 @@ def fit(
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or not 1 <= batch_size <= len(train_data):
         raise ValueError(f"batch_size must be an integer in [1, {len(train_data)}], got {batch_size!r}")
     check_count(eval_size, "eval_size", 0)
+    if selection not in SELECTIONS:
+        raise ValueError(f"selection must be one of {SELECTIONS}, got {selection!r}")
     check_count(eval_steps, "eval_steps", 1)
     steps_per_epoch = len(train_data) // batch_size
     if (steps is None) == (epochs is None):
@@ -398,6 +388,7 @@ def fit(
         return _run(model, train_data, method, opt, history, X, Y, total=total, steps_per_epoch=steps_per_epoch,
                     batch_size=batch_size, lr_schedule=lr_schedule, augment=augment, eval_data=eval_data,
                     eval_norm=eval_norm, eval_max_eps=eval_max_eps, eval_size=eval_size, eval_steps=eval_steps,
+                    selection=selection,
                     out_dir=out_dir, resume=resume, overwrite=overwrite, dev=dev, seed=seed, progress=progress,
                     callbacks=list(callbacks), meta=meta or {}, cl=cl, clip=clip, spec=spec)
     finally:
@@ -406,7 +397,7 @@ def fit(
 
 
 def _run(model, train_data, method, opt, history, X, Y, *, total, steps_per_epoch, batch_size, lr_schedule, augment,
-         eval_data, eval_norm, eval_max_eps, eval_size, eval_steps, out_dir, resume, overwrite, dev, seed, progress,
+         eval_data, eval_norm, eval_max_eps, eval_size, eval_steps, selection, out_dir, resume, overwrite, dev, seed, progress,
          callbacks, meta, cl, clip, spec) -> History:
     """The body of :func:`fit`, run while the run folder is locked."""
     if out_dir is not None:
@@ -473,8 +464,14 @@ def _run(model, train_data, method, opt, history, X, Y, *, total, steps_per_epoc
             # Validation draws its own random starts: the training stream stays as if it never ran.
             with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
                 torch.manual_seed(seed)
-                rec.update(validate(model, eval_data, dev, norm=eval_norm, max_eps=eval_max_eps, size=eval_size,
-                                    steps=eval_steps, clip=clip))
+                if selection == "reference" and None not in (eval_norm, eval_max_eps) and eval_size > 0:
+                    sel = reference_validation_margin(model, eval_data, norm=eval_norm, max_eps=eval_max_eps,
+                                                      size=eval_size, clip=clip, device=dev, seed=None)
+                    rec.update(val_acc=clean_accuracy(model, eval_data, dev), val_margin=sel.mean,
+                               val_margin_median=sel.margins.median().item(), selection=sel.record)
+                else:
+                    rec.update(validate(model, eval_data, dev, norm=eval_norm, max_eps=eval_max_eps,
+                                        size=eval_size, steps=eval_steps, clip=clip))
         history.epochs = [e for e in history.epochs if not e.get("partial") and e["step"] != step] + [rec]
         score = rec.get("val_margin", rec.get("val_acc"))
         improved = score is not None and score > best

@@ -49,7 +49,7 @@ from ..attacks._common import (
 )
 from ..data import FAMILIES, ArrayDataset, dataset_family
 from ..losses import logit_margin, soft_logit_margin
-from .loop import resolve_device
+from ..device import resolve_device
 
 
 @dataclass(frozen=True)
