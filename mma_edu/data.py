@@ -259,6 +259,37 @@ def cifar10(root: str | os.PathLike = DEFAULT_ROOT, download: bool = False) -> S
     return Splits(ArrayDataset(xtr, ytr, "cifar10/train"), ArrayDataset(xte, yte, "cifar10/test"))
 
 
+def cifar10_or_standin(root: str | os.PathLike = DEFAULT_ROOT, *, download: bool = False,
+                       timeout: float = 30.0) -> tuple[Splits, str]:
+    """Real CIFAR10 when it can be had, else the digit stand-in — and a sentence saying which, and why.
+
+    1. CIFAR10 on disk under ``root``; 2. else, with ``download=True``, fetched
+    with torchvision (its progress bar; a network that does not answer within
+    ``timeout`` seconds, or none at all, is not an error here); 3. else
+    :func:`as_cifar_shape` of the offline MNIST digits, whose names say
+    "CIFAR10 stand-in" so nothing downstream mistakes them for CIFAR10.
+    """
+    import socket
+
+    try:
+        return cifar10(root), f"CIFAR10 found under {os.path.abspath(root)}"
+    except DatasetNotFoundError:
+        pass
+    if download:
+        previous = socket.getdefaulttimeout()
+        socket.setdefaulttimeout(timeout)  # a blocked network fails in seconds instead of hanging
+        try:
+            return cifar10(root, download=True), f"CIFAR10 downloaded into {os.path.abspath(root)}"
+        except DatasetNotFoundError as err:
+            why = f"no CIFAR10 under {os.path.abspath(root)} and the download failed ({str(err).split(';')[0]})"
+        finally:
+            socket.setdefaulttimeout(previous)
+    else:
+        why = f"no CIFAR10 under {os.path.abspath(root)} (download not asked for)"
+    offline = mnist_offline()
+    return Splits(as_cifar_shape(offline.train), as_cifar_shape(offline.test)), why
+
+
 def write_cifar10_fixture(root: str | os.PathLike, n_train: int = 50, n_test: int = 20, seed: int = 0) -> Path:
     """Write a tiny CIFAR-10-format dataset of random images under ``root`` (for tests and demos).
 

@@ -57,12 +57,49 @@ class RobustAccuracy:
         return {"norm": self.norm, "eps": self.eps, "clean": self.clean, "accuracy": self.accuracy,
                 "avg_rob_acc": self.avg_rob_acc, "avg_acc": self.avg_acc, "step_fraction": self.step_fraction}
 
-    def table(self) -> str:
-        """A plain-text table: one row of accuracies (%) per ε, then the averages."""
-        lines = [f"{'eps':>10}  accuracy %", f"{'clean':>10}  {100 * self.clean:6.2f}"]
-        lines += [f"{e:>10.4g}  {100 * a:6.2f}" for e, a in zip(self.eps, self.accuracy)]
+    @property
+    def n(self) -> int:
+        """How many examples were evaluated."""
+        return int(self.robust.shape[0])
+
+    def interval(self, accuracy: float, level: float = 0.95) -> tuple[float, float]:
+        """Clopper–Pearson interval of one of these accuracies (clean or per ε) over :attr:`n` examples."""
+        return binomial_ci(round(accuracy * self.n), self.n, level)
+
+    def table(self, per255: bool = False, level: float | None = 0.95) -> str:
+        """A plain-text table: one row of accuracies (%) per ε, with its ``level`` binomial confidence
+        interval (None: no interval), then the averages. ``per255`` writes ε as k/255."""
+        def row(label: str, a: float) -> str:
+            line = f"{label:>10}  {100 * a:6.2f}"
+            if level is not None:
+                lo, hi = self.interval(a, level)
+                line += f"  [{100 * lo:5.1f}, {100 * hi:5.1f}]"
+            return line
+
+        ci = f"  {round(100 * level)}% interval (n={self.n:,})" if level is not None else ""
+        lines = [f"{'eps':>10}  accuracy %{ci}", row("clean", self.clean)]
+        lines += [row(f"{e * 255:.3g}/255" if per255 else f"{e:.4g}", a) for e, a in zip(self.eps, self.accuracy)]
         lines += [f"{'AvgRobAcc':>10}  {100 * self.avg_rob_acc:6.2f}", f"{'AvgAcc':>10}  {100 * self.avg_acc:6.2f}"]
         return "\n".join(lines)
+
+
+def binomial_ci(successes: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Exact (Clopper–Pearson) confidence interval of a proportion: ``successes`` of ``n`` trials.
+
+    An accuracy measured on n test examples is such a proportion; on 300 examples a measured 90%
+    means anything from about 86% to 93% at level 0.95. Returns (low, high) in [0, 1].
+    """
+    from scipy.stats import beta
+
+    check_count(n, "n", 1)
+    if not isinstance(successes, int) or not 0 <= successes <= n:
+        raise ValueError(f"successes must be an integer in [0, n={n}], got {successes!r}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level!r}")
+    alpha = 1 - level
+    low = 0.0 if successes == 0 else float(beta.ppf(alpha / 2, successes, n - successes + 1))
+    high = 1.0 if successes == n else float(beta.ppf(1 - alpha / 2, successes + 1, n - successes))
+    return low, high
 
 
 def restart_plan(restarts: int, losses: Sequence[str]) -> list[str]:

@@ -20,6 +20,26 @@ CLASS_COLORS = ["#3b6fb6", "#d1495b", "#2a9d5c", "#e9a03b", "#7b4fa0", "#8c564b"
                 "#bcbd22", "#17becf"]
 
 
+# One colour per training method in every notebook (names are matched by their start, case-insensitive:
+# "MMA d_max=0.3", "mma-0.45" and "MMA" are all MMA green).
+METHOD_COLORS = {"standard": "#3b6fb6", "pgdls": "#b5651d", "pgd": "#e9a03b", "omma": "#7fb800", "mma": "#2a9d5c",
+                 "released": "#7b4fa0", "paper": "#7f7f7f"}
+
+
+def method_color(name: str, fallback: int = 0) -> str:
+    """The course's colour for a method named ``name`` ("MMA-0.45", "PGD-AT 0.3", "standard", ...)."""
+    key = name.lower().replace("pgd-at", "pgd")
+    for method, colour in METHOD_COLORS.items():
+        if key.startswith(method):
+            return colour
+    return CLASS_COLORS[(fallback + 4) % 10]
+
+
+def eps_label(eps: float, per255: bool) -> str:
+    """ε as the paper writes it: "8/255" on CIFAR10 ℓ∞ (``per255``), else "0.3"."""
+    return f"{eps * 255:.3g}/255" if per255 else f"{eps:g}"
+
+
 def _ax(ax):
     if ax is None:
         _, ax = plt.subplots(figsize=(5, 4.5))
@@ -111,16 +131,26 @@ def plot_norm_balls(ax=None, radius: float = 1.0):
     return ax
 
 
-def plot_robust_accuracy(results: Mapping[str, "object"], ax=None, percent: bool = True):
-    """Robust accuracy vs ε for several :class:`~mma_edu.evaluate.RobustAccuracy` results (ε = 0 is clean)."""
+def plot_robust_accuracy(results: Mapping[str, "object"], ax=None, percent: bool = True, per255: bool = False):
+    """Robust accuracy vs ε for several :class:`~mma_edu.evaluate.RobustAccuracy` results (ε = 0 is clean).
+
+    ``per255``: label ε in units of 1/255 (CIFAR10 ℓ∞), as the paper does.
+    """
     ax = _ax(ax)
     scale = 100 if percent else 1
+    eps_axis: list[float] = []
     for i, (name, r) in enumerate(results.items()):
         eps = [0.0] + list(r.eps)
+        eps_axis = sorted(set(eps_axis) | set(eps))
         acc = [scale * r.clean] + [scale * a for a in r.accuracy]
-        ax.plot(eps, acc, marker="o", ms=3, color=CLASS_COLORS[i % 10],
+        ax.plot(eps, acc, marker="o", ms=3, color=method_color(name, i),
                 label=f"{name} (AvgAcc {scale * r.avg_acc:.1f})")
-    ax.set_xlabel(f"ε ({next(iter(results.values())).norm})")
+    norm = next(iter(results.values())).norm
+    if per255:
+        ax.set_xticks(eps_axis, [eps_label(e, True) if e else "0" for e in eps_axis], rotation=45, fontsize=8)
+        ax.set_xlabel(f"ε ({norm}, in units of 1/255)")
+    else:
+        ax.set_xlabel(f"ε ({norm})")
     ax.set_ylabel("robust accuracy" + (" (%)" if percent else ""))
     ax.set_ylim(0, scale * 1.02)
     ax.grid(alpha=0.3)
@@ -134,8 +164,9 @@ def plot_margin_histograms(margins: Mapping[str, Tensor], ax=None, bins: int = 3
     top = max_eps or max(float(m.max()) for m in margins.values())
     edges = np.linspace(0, top, bins + 1)
     for i, (name, m) in enumerate(margins.items()):
-        m = m.detach().cpu().float().clamp(max=top).numpy()
-        ax.hist(m, bins=edges, alpha=0.45, color=CLASS_COLORS[i % 10], label=f"{name} (median {np.median(m):.3f})")
+        # In float64: a float32 margin clamped at max_eps (0.6000000238) would fall past the last edge (0.6).
+        m = m.detach().cpu().double().clamp(max=top).numpy()
+        ax.hist(m, bins=edges, alpha=0.45, color=method_color(name, i), label=f"{name} (median {np.median(m):.3f})")
     ax.set_xlabel("margin (length of the shortest successful perturbation found)")
     ax.set_ylabel("examples")
     ax.legend(fontsize=8)

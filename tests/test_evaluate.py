@@ -125,3 +125,16 @@ def test_default_step_size_follows_the_dataset_as_the_paper(monkeypatch, moons):
         robust_accuracy(model, data, norm="l2", eps_list=[0.1], dataset="svhn", clip=None, progress=False)
     with pytest.raises(ValueError, match="^step_fraction must be"):
         robust_accuracy(model, data, norm="l2", eps_list=[0.1], step_fraction=float("nan"), clip=None, progress=False)
+
+
+def test_binomial_interval_closed_forms_and_symmetry():
+    from mma_edu.evaluate import binomial_ci
+
+    # k = 0 and k = n have closed forms: (0, 1 - (a/2)^(1/n)) and ((a/2)^(1/n), 1).
+    assert binomial_ci(0, 10) == pytest.approx((0.0, 1 - 0.025 ** 0.1))
+    assert binomial_ci(10, 10) == pytest.approx((0.025 ** 0.1, 1.0))
+    lo, hi = binomial_ci(270, 300)
+    assert lo < 0.9 < hi and binomial_ci(30, 300) == pytest.approx((1 - hi, 1 - lo))
+    assert binomial_ci(270, 300, 0.99)[0] < lo  # a higher level gives a wider interval
+    with pytest.raises(ValueError, match="successes must be an integer"):
+        binomial_ci(11, 10)
