@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.mma-edu-installed
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 LAB_ARGS ?=
 
-.PHONY: lab test tour bench venv clean
+.PHONY: lab test tour bench zoo venv clean
 
 venv: $(STAMP)
 
@@ -28,6 +28,10 @@ test: $(STAMP)
 
 tour: $(STAMP)
 	$(PY) -m mma_edu.tour --out build
+
+# Retrain the course's model zoo (mma_edu/zoo_weights/: weights + manifest.json), about 15 min on one CPU thread.
+zoo: $(STAMP)
+	$(PY) -m mma_edu.zoo build
 
 bench: $(STAMP)
 	$(PY) -m bench.mma_step

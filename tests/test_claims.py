@@ -1,7 +1,12 @@
-"""The paper's claims, checked on the offline MNIST subset on a CPU (about a minute in all).
+"""MMA's own claims, checked by training on the offline MNIST subset on a CPU (about 40 s).
 
-Same budget for every method: a SmallCNN, 6 epochs of Adam at batch 50 on 4,000 digits;
-held-out margins on 300 test digits (ℓ∞ AN-PGD search, refined).
+Same budget for both models: a SmallCNN, 6 epochs of Adam at batch 50 on 4,000 digits; held-out
+margins on 300 test digits (ℓ∞ AN-PGD search, refined). Every model must first have trained
+(high clean accuracy, not one class for everything): a claim resting on a failed run proves nothing.
+
+The comparison with fixed-ε PGD-AT (over-perturbation, small-ε PGD beating MMA, d_max
+insensitivity) runs on the model zoo, whose baselines are checked to have trained:
+``tests/test_zoo_claims.py``.
 """
 
 import pytest
@@ -10,10 +15,12 @@ import torch
 from mma_edu.data import mnist_offline
 from mma_edu.margins import estimate_margins
 from mma_edu.models import build_model
-from mma_edu.train import MMA, PGDAT, Standard, clean_accuracy, fit
+from mma_edu.train import MMA, Standard, clean_accuracy, fit
 
 D_MAX = 0.3
 EPOCHS = 6
+MIN_CLEAN = 0.90  # every model must reach this before its margins mean anything
+MAX_TOP_CLASS = 0.2  # a constant classifier gives one class to every digit; the test set has 10% of each
 
 
 @pytest.fixture(scope="module")
@@ -24,29 +31,28 @@ def trained():
     for name, method in [
         ("standard", Standard()),
         ("mma", MMA(D_MAX, "linf", mineps=0.05, steps=10)),
-        ("pgd", PGDAT(D_MAX, "linf", steps=10)),
     ]:
         torch.manual_seed(0)
         model = build_model("small_cnn")
         fit(model, train, method, epochs=EPOCHS, batch_size=50, lr=1e-3, progress=False, device="cpu")
         margins = estimate_margins(model, test.x, test.y, norm="linf", max_eps=0.5, steps=20, refine=1)
+        with torch.no_grad():
+            top = model(test.x).argmax(1).bincount(minlength=10).max().item() / len(test)
         out[name] = dict(model=model, method=method, acc=clean_accuracy(model, test, torch.device("cpu")),
-                         median=margins.margin.median().item())
-    print({k: (round(v["acc"], 3), round(v["median"], 3)) for k, v in out.items()})
+                         median=margins.margin.median().item(), top=top)
+    print({k: (round(v["acc"], 3), round(v["median"], 3), round(v["top"], 3)) for k, v in out.items()})
     return train, out
+
+
+def test_every_model_trained(trained):
+    _, r = trained
+    for name, v in r.items():
+        assert v["acc"] >= MIN_CLEAN and v["top"] <= MAX_TOP_CLASS, (name, v["acc"], v["top"])
 
 
 def test_mma_grows_margins_at_high_clean_accuracy(trained):
     _, r = trained
-    assert r["mma"]["acc"] >= 0.90
     assert r["mma"]["median"] >= 1.5 * r["standard"]["median"], (r["mma"]["median"], r["standard"]["median"])
-
-
-def test_fixed_eps_far_above_the_margins_costs_clean_accuracy(trained):
-    # Standard training's median margin is about 0.1: PGD-AT at 0.3 over-perturbs most points.
-    _, r = trained
-    assert r["standard"]["median"] < D_MAX / 2
-    assert r["pgd"]["acc"] < r["mma"]["acc"] - 0.05, (r["pgd"]["acc"], r["mma"]["acc"])
 
 
 def test_margin_memory_tracks_fresh_estimates(trained):
