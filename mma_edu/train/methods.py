@@ -79,7 +79,6 @@ class PGDAT(Method):
     2.5·eps/steps, maximizing ``loss``) is found in eval mode; the model then
     trains on cross-entropy there, mixed with ``clean_weight`` of clean loss.
 
-<<<<<<< HEAD
     ``label_smoothing`` = s > 0 is PGDLS, the paper's PGD baseline with label
     smoothing: both cross-entropy terms train on targets 1 − s + s/C on the
     label and s/C elsewhere (torch's convention); the attack still maximizes
@@ -87,15 +86,15 @@ class PGDAT(Method):
 
     Every setting is checked when the method is made (ValueError naming it):
     eps finite > 0, steps an integer >= 1, step_size finite > 0 or None, loss
-    a known name, clean_weight in [0, 1], label_smoothing in [0, 1).
-=======
+    a known name, clean_weight in [0, 1], label_smoothing in [0, 1),
+    warmup_steps an integer >= 0.
+
     ``warmup_steps`` > 0 ramps the radius linearly over the first training
     steps: step t (counting from 0) attacks at eps·min(1, (t + 1)/warmup_steps).
     Starting every digit at a small radius avoids the early collapse to a
     constant classifier that a large fixed ε causes on short budgets. The step
     count is the method's state (``state_dict``), so a resumed run continues
     the ramp where it stopped.
->>>>>>> zoo
     """
 
     eps: float
@@ -105,12 +104,9 @@ class PGDAT(Method):
     loss: str = "ce"
     clean_weight: float = 0.0
     clip: Clip = (0.0, 1.0)
-<<<<<<< HEAD
     label_smoothing: float = 0.0
-=======
     warmup_steps: int = 0
     steps_done: int = field(default=0, init=False, repr=False)
->>>>>>> zoo
     name = "pgdat"
 
     def __post_init__(self):
@@ -120,19 +116,10 @@ class PGDAT(Method):
         if self.step_size is not None:
             check_positive(self.step_size, "step_size")
         get_loss(self.loss)
-<<<<<<< HEAD
         check_in_range(self.clean_weight, "clean_weight", 0, 1)
         check_in_range(self.label_smoothing, "label_smoothing", 0, 1, include_high=False)
         check_clip(self.clip)
-
-    def batch_loss(self, model, x, y, index):
-        eps = as_per_example(self.eps, x, "eps")
-        step = STEP_SCALE * eps / self.steps if self.step_size is None else as_per_example(
-=======
-        if not 0 <= self.clean_weight <= 1:
-            raise ValueError(f"clean_weight must be in [0, 1], got {self.clean_weight!r}")
-        if not isinstance(self.warmup_steps, int) or isinstance(self.warmup_steps, bool) or self.warmup_steps < 0:
-            raise ValueError(f"warmup_steps must be an integer >= 0, got {self.warmup_steps!r}")
+        check_count(self.warmup_steps, "warmup_steps", 0)
 
     def current_eps(self) -> float:
         """The radius of the next training step: eps, or its warm-up fraction."""
@@ -150,8 +137,7 @@ class PGDAT(Method):
         eps_now = self.current_eps()
         self.steps_done += 1  # every call is one training step
         eps = as_per_example(eps_now, x, "eps")
-        step = STEP_SCALE * eps / max(self.steps, 1) if self.step_size is None else as_per_example(
->>>>>>> zoo
+        step = STEP_SCALE * eps / self.steps if self.step_size is None else as_per_example(
             self.step_size, x, "step_size")
         with eval_mode(model):
             x_adv = perturb(
