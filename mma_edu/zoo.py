@@ -245,6 +245,14 @@ class Measurement:
         }
 
 
+def as_robust_accuracy(m: Measurement):
+    """A :class:`~mma_edu.evaluate.RobustAccuracy` of a measurement (for tables with intervals and plots)."""
+    from .evaluate import RobustAccuracy
+
+    return RobustAccuracy(EVAL["norm"], list(EVAL["eps"]), m.correct.double().mean().item(),
+                          m.robust.double().mean(0).tolist(), m.robust, EVAL["step_fraction"])
+
+
 def measure(model: nn.Module, n: int | None = None) -> Measurement:
     """Measure ``model`` on the first ``n`` evaluation digits (default EVAL["n"]) with the protocol :data:`EVAL`:
     whitebox PGD (:func:`mma_edu.evaluate.robust_accuracy`) and ℓ∞ margins
