@@ -19,7 +19,6 @@ import tomllib
 from pathlib import Path
 
 import pytest
-import torch
 
 from mma_edu import zoo
 from mma_edu.models import SmallCNN
@@ -106,7 +105,6 @@ def test_build_writes_loadable_weights_and_merges_the_manifest(tmp_path, monkeyp
     monkeypatch.setitem(zoo.BUDGET, "attack_steps", 2)
     monkeypatch.setitem(zoo.EVAL, "n", 100)
     monkeypatch.setitem(zoo.EVAL, "check_n", 100)
-    torch.set_num_threads(1)
     zoo.build(["standard"], root=tmp_path, log=lambda *_: None)
     man = zoo.build(["pgd-0.1"], root=tmp_path, log=lambda *_: None)
     assert list(man["models"]) == ["standard", "pgd-0.1"]  # the second build merged, in zoo order
