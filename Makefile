@@ -16,7 +16,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,attacks]'
 	$(PY) -m ipykernel install --user --name $(KERNEL) --display-name "Python (mma-edu)"
 	touch $(STAMP)
 

@@ -21,6 +21,21 @@ def notebooks(folder: str | Path = "notebooks") -> list[Path]:
     return sorted(Path(folder).glob("[0-9][0-9]_*.ipynb"))
 
 
+def claims(executed: Path) -> str:
+    """"k hold, m do not" over the claims (``course.check``) an executed notebook recorded; "" if none."""
+    from .course import read_records
+
+    try:
+        records = read_records(executed)
+    except (OSError, ValueError):
+        return ""
+    checks = [v for k, v in records.items() if k.startswith("check: ")]
+    if not checks:
+        return f"{len(records)} records" if records else ""
+    held = sum(bool(v) for v in checks)
+    return f"claims: {held} hold" + (f", {len(checks) - held} do not" if held < len(checks) else "")
+
+
 def run_notebook(path: Path, out_dir: Path, parameters: dict | None = None, kernel: str | None = None,
                  timeout: int | None = None) -> tuple[float, str]:
     """Execute one notebook; returns (seconds, "ok" or the error's first line)."""
@@ -56,9 +71,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"running {nb.name} ...", flush=True)
         rows.append((nb.name, *run_notebook(nb, Path(args.out), params, args.kernel)))
     width = max(len(r[0]) for r in rows)
-    print(f"\n{'notebook':<{width}}  {'seconds':>8}  status")
+    print(f"\n{'notebook':<{width}}  {'seconds':>8}  status  (headline records: mma_edu.course)")
     for name, sec, status in rows:
-        print(f"{name:<{width}}  {sec:8.1f}  {status}")
+        print(f"{name:<{width}}  {sec:8.1f}  {status}  {claims(Path(args.out) / name)}")
     return 0 if all(r[2] == "ok" for r in rows) else 1
 
 

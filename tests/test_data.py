@@ -153,3 +153,23 @@ def test_toy_bad_arguments():
 def test_linear_toy_is_linearly_separable():
     ds = data.toy_2d("linear", 400, noise=0.0)
     assert torch.equal((ds.x.sum(1) > 0).long(), ds.y)
+
+
+def test_cifar10_or_standin_prefers_real_data_then_says_why_it_fell_back(tmp_path, monkeypatch):
+    import torchvision.datasets
+    import urllib.error
+
+    from mma_edu.data import cifar10_or_standin, write_cifar10_fixture
+
+    class Offline:
+        def __init__(self, *args, **kwargs):
+            raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", Offline)
+    splits, why = cifar10_or_standin(tmp_path / "none", download=True, timeout=1)
+    assert "stand-in" in splits.train.name and "download failed" in why and "no network" in why
+    splits, why = cifar10_or_standin(tmp_path / "none")
+    assert "stand-in" in splits.test.name and "download not asked for" in why
+    write_cifar10_fixture(tmp_path / "real", n_train=10, n_test=4)
+    splits, why = cifar10_or_standin(tmp_path / "real", download=True)
+    assert splits.train.name == "cifar10/train" and len(splits.test) == 4 and "found under" in why

@@ -1,0 +1,46 @@
+"""Peer attacks from other libraries (optional extra `attacks`): checked against exact margins of linear models."""
+
+import pytest
+import torch
+
+from mma_edu.data import ArrayDataset
+from mma_edu.margins import linear_margins
+
+from conftest import random_linear
+
+pytest.importorskip("art")
+
+
+def _data(model, n=40, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    x = 0.3 + 0.4 * torch.rand(n, 8, generator=g)
+    with torch.no_grad():
+        return ArrayDataset(x, model(x).argmax(1), "toy")  # labels: the model's own predictions
+
+
+def test_apgd_never_breaks_an_example_inside_its_exact_margin_and_breaks_beyond():
+    from mma_edu.peer import apgd_robust
+
+    model = random_linear(8, 4).float()
+    data = _data(model)
+    exact = linear_margins(model.fc.weight.double(), model.fc.bias.double(), data.x.double(), data.y, norm="linf")
+    eps = [0.01, 0.03, 0.1]
+    robust = apgd_robust(model, data, norm="linf", eps_list=eps, steps=30)
+    for k, e in enumerate(eps):
+        assert robust[exact > e * 1.001, k].all(), "an example was counted broken inside its margin"
+        # No box can stop a linear model's shortest perturbation when it stays inside [0, 1]: x in [0.3, 0.7].
+        assert not robust[exact < e * 0.999, k].any(), "APGD missed a perturbation the closed form gives"
+    assert (robust[:, 1:] <= robust[:, :-1]).all()  # never robust at a larger eps after breaking at a smaller one
+
+
+def test_fmn_distances_are_upper_bounds_of_exact_margins():
+    pytest.importorskip("foolbox")
+    from mma_edu.peer import foolbox_distances
+
+    model = random_linear(8, 4).float()
+    data = _data(model)
+    exact = linear_margins(model.fc.weight.double(), model.fc.bias.double(), data.x.double(), data.y, norm="linf")
+    d, found, correct = foolbox_distances(model, data, norm="linf", steps=100, device="cpu")
+    assert correct.all() and found.float().mean() > 0.9
+    assert (d[found].double() >= exact[found] * (1 - 1e-4)).all()  # a real perturbation is never shorter
+    assert (d[found].double() <= exact[found] * 1.05 + 1e-4).float().mean() > 0.9  # and FMN gets close
