@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -30,6 +29,7 @@ from typing import Any, Callable
 import torch
 
 from .data import ArrayDataset
+from .files import atomic_write
 from .evaluate import RobustAccuracy, margin_distribution, restart_plan, robust_accuracy
 from .peer import DEFAULT_STEPS as DEFAULT_PEER_STEPS
 from .peer import PEER_ATTACKS, attack_name, foolbox_l2_distances, require_foolbox
@@ -219,10 +219,10 @@ class Reproduction:
     def write_json(self, path: str | os.PathLike) -> Path:
         """:meth:`as_dict` as JSON (NaN written as null), atomically."""
         text = json.dumps(_nan_to_none(self.as_dict()), indent=1, allow_nan=False)
-        return _atomic_write(path, lambda f: f.write(text.encode()))
+        return atomic_write(path, lambda f: f.write(text.encode()))
 
     def write_markdown(self, path: str | os.PathLike) -> Path:
-        return _atomic_write(path, lambda f: f.write(self.markdown().encode()))
+        return atomic_write(path, lambda f: f.write(self.markdown().encode()))
 
     def figure(self):
         """A matplotlib Figure: reported and measured accuracy vs ε (and the ℓ2 distance histogram)."""
@@ -265,7 +265,7 @@ class Reproduction:
         """Save :meth:`figure` (format from the suffix; PNG if none), atomically."""
         fmt = Path(path).suffix[1:].lower() or "png"
         fig = self.figure()
-        return _atomic_write(path, lambda f: fig.savefig(f, format=fmt, dpi=120))
+        return atomic_write(path, lambda f: fig.savefig(f, format=fmt, dpi=120))
 
 
 # ----------------------------------------------------------------------------
@@ -318,24 +318,6 @@ def _nan_to_none(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [_nan_to_none(v) for v in obj]
     return obj
-
-
-def _atomic_write(path: str | os.PathLike, write: Callable[[Any], Any]) -> Path:
-    """Call ``write(binary file)`` on a temporary file beside ``path``, then rename it over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
 
 
 # ----------------------------------------------------------------------------

@@ -45,7 +45,6 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +52,8 @@ from typing import Any, Sequence
 
 import torch
 from torch import Tensor, nn
+
+from .files import write_json
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "zoo_weights"
 MANIFEST = "manifest.json"
@@ -298,21 +299,6 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _write_json(path: Path, obj: dict) -> None:
-    """Write JSON atomically (temp file + rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=1)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def train_one(name: str, root: str | os.PathLike | None = None, progress: bool = False) -> dict:
     """Train zoo model ``name`` with :data:`BUDGET`, save its weights, measure them; returns its manifest entry."""
     from .checkpoint import FORMAT as CKPT_FORMAT, save_checkpoint
@@ -394,7 +380,7 @@ def build(only: Sequence[str] | None = None, root: str | os.PathLike | None = No
             "total_seconds": round(sum(m["train_seconds"] + m["eval_seconds"] for m in models.values()), 1),
             "models": {n: models[n] for n in names() if n in models},
         }
-        _write_json(out / MANIFEST, result)  # after every model: an interrupted build keeps what it made
+        write_json(out / MANIFEST, result)  # after every model: an interrupted build keeps what it made
     log(f"[zoo] built {len(todo)} model(s) in {time.perf_counter() - t0:.0f} s into {out}")
     return manifest(root)
 

@@ -85,15 +85,17 @@ def in_torch_save(at):
     return lambda: setattr(torch, "save", real)
 
 
-def in_json_dump(at):
-    trigger, real = Trigger(at), json.dump
+def in_rename_of(name, at):
+    """Signal inside the at-th atomic write of the file ``name``, just before its rename."""
+    trigger, real = Trigger(at), os.replace
 
-    def dump(*args, **kwargs):
-        trigger.fire()
-        return real(*args, **kwargs)
+    def replace(src, dst, *args, **kwargs):
+        if Path(dst).name == name:
+            trigger.fire()
+        return real(src, dst, *args, **kwargs)
 
-    json.dump = dump
-    return lambda: setattr(json, "dump", real)
+    os.replace = replace
+    return lambda: setattr(os, "replace", real)
 
 
 SCENARIOS = {
@@ -102,7 +104,7 @@ SCENARIOS = {
     "sigterm-in-attack": lambda: in_forward(150, (signal.SIGTERM,)),
     "sigint-in-best-write": lambda: in_torch_save(1),  # the first save of the run is best.pt (epoch 1)
     "sigint-in-last-write": lambda: in_torch_save(2),
-    "sigint-in-history-write": lambda: in_json_dump(2),  # the first is the run folder's lock
+    "sigint-in-history-write": lambda: in_rename_of("history.json", 1),
     "double-sigint-in-attack": lambda: in_forward(120, (signal.SIGINT, signal.SIGINT)),
 }
 

@@ -122,25 +122,23 @@ def to_box(x: Tensor, clip: Clip) -> Tensor:
 
 
 @contextmanager
-def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+def _mode(model: nn.Module, training: bool) -> Iterator[nn.Module]:
+    was_training = model.training
+    model.train(training)
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
+def eval_mode(model: nn.Module):
     """Run attacks in eval mode (fixed batch-norm statistics) and restore the mode afterwards."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield model
-    finally:
-        model.train(was_training)
+    return _mode(model, False)
 
 
-@contextmanager
-def train_mode(model: nn.Module) -> Iterator[nn.Module]:
+def train_mode(model: nn.Module):
     """Run a block in train mode (batch norm uses, and updates its running statistics from, the batch)."""
-    was_training = model.training
-    model.train()
-    try:
-        yield model
-    finally:
-        model.train(was_training)
+    return _mode(model, True)
 
 
 def restart_losses(loss: str | Sequence[str], restarts: int) -> list[str]:

@@ -17,7 +17,6 @@ import json
 import math
 import os
 import signal
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +29,8 @@ from ..checkpoint import FORMAT, CheckpointError, read_checkpoint, save_checkpoi
 from ..attacks._common import check_count, check_finite, check_not_empty
 from ..data import ArrayDataset
 from ..device import resolve_device
-from ..interrupts import GracefulStop, TrainingInterrupted, deferred_signals
+from ..files import write_json
+from ..interrupts import GracefulStop, TrainingInterrupted
 from ..losses import is_correct
 from ..speed import as_layout, use_channels_last
 from .methods import MMA, PGDAT, Method
@@ -60,16 +60,7 @@ class History:
 
     def save_json(self, path: str | os.PathLike) -> None:
         """Write as JSON atomically (temp file + rename)."""
-        path = Path(path)
-        with deferred_signals():  # Ctrl-C waits until the file is complete
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-            try:
-                with os.fdopen(fd, "w") as f:
-                    json.dump(self.to_dict(), f, indent=1)
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+        write_json(path, self.to_dict())
 
 
 @dataclass
