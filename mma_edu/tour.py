@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     width = max(len(r[0]) for r in rows)
     print(f"\n{'notebook':<{width}}  {'seconds':>8}  status  (headline records: mma_edu.course)")
     for name, sec, status in rows:
-        print(f"{name:<{width}}  {sec:8.1f}  {status}  {claims(Path(args.out) / name)}")
+        print(f"{name:<{width}}  {sec:8.1f}  {status}  {claims(Path(args.out) / name)}".rstrip())
     return 0 if all(r[2] == "ok" for r in rows) else 1
 
 

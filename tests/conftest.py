@@ -10,6 +10,12 @@ from mma_edu.data import toy_2d
 from mma_edu.models import MLP, Linear
 
 
+# The suite's models are small: one thread runs them fastest, and two threads on a 2-core machine shared with
+# notebook kernels and child processes wait on each other (measured: 70 s instead of 464 s for the zoo, claims
+# and evaluation tests). `make test` also sets OMP_NUM_THREADS=1 for every process it starts.
+torch.set_num_threads(1)
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
