@@ -19,9 +19,9 @@ REQUIRED_RECORDS = {
 }
 
 
-def test_the_course_has_its_seven_notebooks():
+def test_the_course_has_its_eight_notebooks():
     names = [p.name for p in NOTEBOOKS]
-    assert len(names) == 7 and names[0] == "01_margins.ipynb" and names[-1] == "07_evaluation.ipynb", names
+    assert len(names) == 8 and names[0] == "01_margins.ipynb" and names[-1] == "08_exact_margins.ipynb", names
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
