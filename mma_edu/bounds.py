@@ -362,7 +362,6 @@ def layer_bounds(net: ReluNetwork, x: Tensor, y: Tensor, eps: Tensor, *, norm: s
     region = InputSet.around(x, eps, norm, clip)
     n = region.x.shape[0]
     bounds: list[tuple[Tensor, Tensor]] = []
-    w1, b1 = net.weights[0], net.biases[0]
     for k, (w, b) in enumerate(zip(net.weights, net.biases)):
         last = k == len(net.weights) - 1
         if last:  # fold the specification into the last layer: bound z_j − z_y directly (tighter)

@@ -23,11 +23,11 @@ from torch import Tensor, nn
 
 from . import norms
 from .attacks import STEP_SCALE, pgd_with_margin
-from .attacks._common import Clip, check_count, check_finite, check_not_empty, check_positive
+from .attacks._common import Clip, check_count, check_dataset, check_positive
 from .data import FAMILIES, ArrayDataset, dataset_family
 from .losses import get_loss, is_correct
 from .margins import MarginResult, estimate_margins
-from .presets import eval_step_fraction
+from .presets import eps_label, eval_step_fraction
 from .speed import as_layout, channels_last_model, use_channels_last
 from .device import resolve_device
 
@@ -78,7 +78,7 @@ class RobustAccuracy:
 
         ci = f"  {round(100 * level)}% interval (n={self.n:,})" if level is not None else ""
         lines = [f"{'eps':>10}  accuracy %{ci}", row("clean", self.clean)]
-        lines += [row(f"{e * 255:.3g}/255" if per255 else f"{e:.4g}", a) for e, a in zip(self.eps, self.accuracy)]
+        lines += [row(eps_label(e, per255), a) for e, a in zip(self.eps, self.accuracy)]
         lines += [f"{'AvgRobAcc':>10}  {100 * self.avg_rob_acc:6.2f}", f"{'AvgAcc':>10}  {100 * self.avg_acc:6.2f}"]
         return "\n".join(lines)
 
@@ -114,14 +114,6 @@ def restart_plan(restarts: int, losses: Sequence[str]) -> list[str]:
     for i, name in enumerate(losses):
         plan += [name] * (base + (i < extra))
     return plan
-
-
-def _check_data(data, name: str = "data") -> None:
-    """An ArrayDataset with at least one example and finite inputs."""
-    if not isinstance(data, ArrayDataset):
-        raise ValueError(f"{name} must be an mma_edu.data.ArrayDataset (x (N, ...), y (N,)), got {type(data).__name__}")
-    check_not_empty(len(data), name)
-    check_finite(data.x, f"{name}.x")
 
 
 def _check_eps_list(eps_list: Sequence[float]) -> list[float]:
@@ -196,7 +188,7 @@ def robust_accuracy(
         per-example robust matrix (N, len(eps_list)).
     """
     norms.check_norm(norm)
-    _check_data(data)
+    check_dataset(data)
     eps = _check_eps_list(eps_list)
     plan = restart_plan(restarts, losses)
     check_count(steps, "steps", 1)
@@ -267,7 +259,7 @@ def margin_distribution(
     fraction of examples with margin above each threshold.
     """
     norms.check_norm(norm)
-    _check_data(data)
+    check_dataset(data)
     check_count(batch_size, "batch_size", 1)
     dev = resolve_device(device)
     model.to(dev)

@@ -15,6 +15,7 @@ from matplotlib.collections import LineCollection
 from torch import Tensor, nn
 
 from . import norms
+from .presets import eps_label
 
 CLASS_COLORS = ["#3b6fb6", "#d1495b", "#2a9d5c", "#e9a03b", "#7b4fa0", "#8c564b", "#e377c2", "#7f7f7f",
                 "#bcbd22", "#17becf"]
@@ -33,11 +34,6 @@ def method_color(name: str, fallback: int = 0) -> str:
         if key.startswith(method):
             return colour
     return CLASS_COLORS[(fallback + 4) % 10]
-
-
-def eps_label(eps: float, per255: bool) -> str:
-    """ε as the paper writes it: "8/255" on CIFAR10 ℓ∞ (``per255``), else "0.3"."""
-    return f"{eps * 255:.3g}/255" if per255 else f"{eps:g}"
 
 
 def _ax(ax):

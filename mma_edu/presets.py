@@ -30,6 +30,11 @@ EVAL_EPS = {
 }
 
 
+def eps_label(eps: float, per255: bool) -> str:
+    """ε as the paper writes it: "8/255" on CIFAR10 ℓ∞ (``per255``), else "0.3"."""
+    return f"{eps * 255:.3g}/255" if per255 else f"{eps:.4g}"
+
+
 def eval_step_fraction(dataset: str, norm: str, steps: int = 100) -> float:
     """The paper's evaluation step size over ε: 1/40 for MNIST ℓ∞, 1/4 otherwise, at 100 steps.
 

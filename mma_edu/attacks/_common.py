@@ -42,6 +42,16 @@ def check_not_empty(n: int, name: str) -> None:
         raise ValueError(f"{name} is empty (0 examples): nothing to compute")
 
 
+def check_dataset(data, name: str = "data") -> None:
+    """An :class:`~mma_edu.data.ArrayDataset` with at least one example and finite inputs."""
+    from ..data import ArrayDataset
+
+    if not isinstance(data, ArrayDataset):
+        raise ValueError(f"{name} must be an mma_edu.data.ArrayDataset (x (N, ...), y (N,)), got {type(data).__name__}")
+    check_not_empty(len(data), name)
+    check_finite(data.x, f"{name}.x")
+
+
 def check_batch(x: Tensor, y: Tensor, clip: Clip) -> None:
     """Check x (N, ...), integer labels y (N,) and the box ``clip`` = (low, high) or None."""
     if not torch.is_tensor(x) or not torch.is_floating_point(x):

@@ -18,6 +18,7 @@ import math
 import os
 import signal
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -26,7 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from ..checkpoint import FORMAT, CheckpointError, read_checkpoint, save_checkpoint
-from ..attacks._common import check_count, check_finite, check_not_empty
+from ..attacks._common import check_count, check_dataset, eval_mode
 from ..data import ArrayDataset
 from ..device import resolve_device
 from ..files import write_json
@@ -128,13 +129,11 @@ def _eval_settings(method: Method, norm: str | None, max_eps: float | None) -> t
 @torch.no_grad()
 def clean_accuracy(model: nn.Module, data: ArrayDataset, device: torch.device, batch_size: int = 500) -> float:
     """Fraction of ``data`` classified correctly (strictly: ties are errors)."""
-    was = model.training
-    model.eval()
     correct = 0
-    for i in range(0, len(data), batch_size):
-        x, y = data.x[i : i + batch_size].to(device), data.y[i : i + batch_size].to(device)
-        correct += int(is_correct(model(x), y).sum())
-    model.train(was)
+    with eval_mode(model):
+        for i in range(0, len(data), batch_size):
+            x, y = data.x[i : i + batch_size].to(device), data.y[i : i + batch_size].to(device)
+            correct += int(is_correct(model(x), y).sum())
     return correct / max(len(data), 1)
 
 
@@ -148,17 +147,29 @@ def validate(
     size: int = 500,
     steps: int = 20,
     clip: tuple[float, float] | None = (0.0, 1.0),
+    selection: str = "estimate",
 ) -> dict:
     """Clean accuracy on ``data`` and, where ``norm`` and ``max_eps`` are known, the mean and
-    median margin of ``size`` examples by our verified estimator
-    (:func:`mma_edu.margins.estimate_margins`: AN-PGD search from max_eps/2, logit-margin loss, every
-    point checked, no refinement rounds). This is *not* the reference's selection criterion, which
-    is :func:`mma_edu.train.selection.reference_validation_margin`; ``out["selection"]`` says which ran.
+    median margin of ``size`` examples, measured as ``selection`` says:
+
+    - "estimate": our verified estimator (:func:`mma_edu.margins.estimate_margins`: AN-PGD search
+      from max_eps/2, logit-margin loss, every point checked, no refinement rounds) on ``size``
+      examples after a fixed shuffle;
+    - "reference": the authors' selection criterion
+      (:func:`mma_edu.train.selection.reference_validation_margin`) on the first ``size`` examples.
+
+    ``out["selection"]`` records which estimator ran, on how many images, at which ε.
     """
     from ..margins import estimate_margins
 
     out: dict[str, Any] = {"val_acc": clean_accuracy(model, data, device)}
-    if norm is not None and max_eps is not None and size > 0:
+    if norm is None or max_eps is None or size == 0:
+        return out
+    if selection == "reference":
+        sel = reference_validation_margin(model, data, norm=norm, max_eps=max_eps, size=size, clip=clip,
+                                          device=device, seed=None)
+        out.update(val_margin=sel.mean, val_margin_median=sel.margins.median().item(), selection=sel.record)
+    else:
         sub = data.subset(size)
         res = estimate_margins(
             model, sub.x.to(device), sub.y.to(device), norm=norm, max_eps=max_eps, steps=steps,
@@ -234,13 +245,8 @@ def _best_problem(path: Path, best_step: int) -> str | None:
 
 def _check_outputs(model: nn.Module, x: Tensor, y_max: int) -> None:
     """The model must map a batch (n, ...) to logits (n, C) with C >= 2 and every label < C."""
-    was = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            logits = model(x)
-    finally:
-        model.train(was)
+    with eval_mode(model), torch.no_grad():
+        logits = model(x)
     if logits.dim() != 2 or logits.shape[0] != x.shape[0] or logits.shape[1] < 2:
         raise ValueError(f"the model must return logits of shape (N, C) with C >= 2 classes; for a batch of "
                          f"{x.shape[0]} it returned shape {tuple(logits.shape)}")
@@ -322,17 +328,11 @@ def fit(
             saving ``last.pt``: ``resume=True`` then continues exactly as if nothing had happened.
             A second Ctrl-C aborts at once, keeping the previous ``last.pt``.
     """
-    if not isinstance(train_data, ArrayDataset):
-        raise ValueError("train_data must be an mma_edu.data.ArrayDataset (see mma_edu.data)")
+    check_dataset(train_data, "train_data")
     if not isinstance(method, Method):
         raise ValueError("method must be Standard(), PGDAT(...) or MMA(...) from mma_edu.train")
-    check_not_empty(len(train_data), "train_data")
-    check_finite(train_data.x, "train_data.x")
     if eval_data is not None:
-        if not isinstance(eval_data, ArrayDataset):
-            raise ValueError("eval_data must be an mma_edu.data.ArrayDataset or None")
-        check_not_empty(len(eval_data), "eval_data")
-        check_finite(eval_data.x, "eval_data.x")
+        check_dataset(eval_data, "eval_data")
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or not 1 <= batch_size <= len(train_data):
         raise ValueError(f"batch_size must be an integer in [1, {len(train_data)}], got {batch_size!r}")
     check_count(eval_size, "eval_size", 0)
@@ -371,174 +371,154 @@ def fit(
         "optimizer": optimizer if isinstance(optimizer, str) else type(optimizer).__name__,
         "data": train_data.name, "device": str(dev), **(meta or {}),
     })
-    lock = RunLock(out_dir) if out_dir is not None else None
-    if lock is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)  # type: ignore[union-attr]
-        lock.acquire()
-    try:
-        return _run(model, train_data, method, opt, history, X, Y, total=total, steps_per_epoch=steps_per_epoch,
-                    batch_size=batch_size, lr_schedule=lr_schedule, augment=augment, eval_data=eval_data,
-                    eval_norm=eval_norm, eval_max_eps=eval_max_eps, eval_size=eval_size, eval_steps=eval_steps,
-                    selection=selection,
-                    out_dir=out_dir, resume=resume, overwrite=overwrite, dev=dev, seed=seed, progress=progress,
-                    callbacks=list(callbacks), meta=meta or {}, cl=cl, clip=clip, spec=spec)
-    finally:
-        if lock is not None:
-            lock.release()
-
-
-def _run(model, train_data, method, opt, history, X, Y, *, total, steps_per_epoch, batch_size, lr_schedule, augment,
-         eval_data, eval_norm, eval_max_eps, eval_size, eval_steps, selection, out_dir, resume, overwrite, dev, seed, progress,
-         callbacks, meta, cl, clip, spec) -> History:
-    """The body of :func:`fit`, run while the run folder is locked."""
+    callbacks, meta = list(callbacks), meta or {}
     if out_dir is not None:
-        remove_leftovers(out_dir)  # temp files of writes a kill -9 cut short
-        if overwrite:
-            for name in (LAST, BEST, HISTORY):
-                (out_dir / name).unlink(missing_ok=True)
-    start_step, best, best_step, pending = 0, -math.inf, None, False
-    acc = _EpochStats()
-    if resume:
-        ck = read_checkpoint(out_dir / LAST, map_location=dev)
-        diffs = _settings_differences(ck.get("history", {}).get("config", {}), history.config)
-        if diffs:
-            raise RunFolderError(f"cannot resume {str(out_dir)!r}: the saved run has other settings: "
-                                 + "; ".join(diffs))
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        method.load_state_dict(ck.get("method_state", {}))
-        method.setup(len(train_data), dev)
-        start_step, best = ck["step"], ck.get("best", -math.inf)
-        best_step, pending = ck.get("best_step"), bool(ck.get("epoch_end_pending", False))
-        prev = History.from_dict(ck["history"])
-        history.epochs = [e for e in prev.epochs if not e.get("partial")]
-        history.step_loss = prev.step_loss[:start_step]
-        acc = _EpochStats(ck.get("accum"))
-        _set_rng_state(ck["rng"])
-        if start_step >= total:
-            history.config["steps"] = start_step
-            _say(f"the run in {out_dir} is already complete: it stopped at step {start_step:,} and "
-                 f"{total:,} were asked for; nothing to do (ask for more steps to continue it)")
-            model.eval()
-            return history
-    else:
-        torch.manual_seed(seed)
-
-    def checkpoint(path: Path, step: int, epoch_end_pending: bool = False) -> None:
-        save_checkpoint(path, {
-            "format": FORMAT, "model_name": spec.get("name"), "model_kwargs": spec.get("kwargs", {}),
-            "epoch": step // steps_per_epoch, "step": step, "model": model.state_dict(),
-            "optimizer": opt.state_dict(), "method": method.config(), "method_state": method.state_dict(),
-            "rng": _rng_state(), "history": history.to_dict(), "accum": acc.state(), "best": best,
-            "best_step": best_step, "epoch_end_pending": epoch_end_pending,
-            "data": train_data.name, "meta": meta,
-        })
-
-    if resume and best_step is not None:
-        problem = _best_problem(out_dir / BEST, best_step)
-        if problem and best_step == start_step:
-            checkpoint(out_dir / BEST, start_step, pending)  # last.pt holds that very state
-            _say(f"best.pt was {problem}: rebuilt it from last.pt (step {start_step:,})")
-        elif problem:
-            _say(f"best.pt is {problem} and cannot be rebuilt: last.pt holds step {start_step:,}, the best "
-                 f"validation was at step {best_step:,}; best.pt is written again when a later epoch beats {best:.4g}")
-
-    epoch_done = -1 if pending else start_step  # the last step whose epoch-end bookkeeping is complete
-
-    def end_epoch(step: int, partial: bool) -> None:
-        nonlocal acc, best, best_step, epoch_done
-        epoch = (step - 1) // steps_per_epoch
-        rec = {"epoch": epoch + 1, "step": step, **acc.record(_hist_max(method))}
-        if partial:
-            rec["partial"] = True
-        if eval_data is not None:
-            # Validation draws its own random starts: the training stream stays as if it never ran.
-            with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
-                torch.manual_seed(seed)
-                if selection == "reference" and None not in (eval_norm, eval_max_eps) and eval_size > 0:
-                    sel = reference_validation_margin(model, eval_data, norm=eval_norm, max_eps=eval_max_eps,
-                                                      size=eval_size, clip=clip, device=dev, seed=None)
-                    rec.update(val_acc=clean_accuracy(model, eval_data, dev), val_margin=sel.mean,
-                               val_margin_median=sel.margins.median().item(), selection=sel.record)
-                else:
-                    rec.update(validate(model, eval_data, dev, norm=eval_norm, max_eps=eval_max_eps,
-                                        size=eval_size, steps=eval_steps, clip=clip))
-        history.epochs = [e for e in history.epochs if not e.get("partial") and e["step"] != step] + [rec]
-        score = rec.get("val_margin", rec.get("val_acc"))
-        improved = score is not None and score > best
-        if improved:
-            best, best_step = score, step
-        if not partial:
-            acc, epoch_done = _EpochStats(), step
+        out_dir.mkdir(parents=True, exist_ok=True)
+    # The run folder is ours alone until fit returns or raises.
+    with RunLock(out_dir) if out_dir is not None else nullcontext():
         if out_dir is not None:
+            remove_leftovers(out_dir)  # temp files of writes a kill -9 cut short
+            if overwrite:
+                for name in (LAST, BEST, HISTORY):
+                    (out_dir / name).unlink(missing_ok=True)
+        start_step, best, best_step, pending = 0, -math.inf, None, False
+        acc = _EpochStats()
+        if resume:
+            ck = read_checkpoint(out_dir / LAST, map_location=dev)
+            diffs = _settings_differences(ck.get("history", {}).get("config", {}), history.config)
+            if diffs:
+                raise RunFolderError(f"cannot resume {str(out_dir)!r}: the saved run has other settings: "
+                                     + "; ".join(diffs))
+            model.load_state_dict(ck["model"])
+            opt.load_state_dict(ck["optimizer"])
+            method.load_state_dict(ck.get("method_state", {}))
+            method.setup(len(train_data), dev)
+            start_step, best = ck["step"], ck.get("best", -math.inf)
+            best_step, pending = ck.get("best_step"), bool(ck.get("epoch_end_pending", False))
+            prev = History.from_dict(ck["history"])
+            history.epochs = [e for e in prev.epochs if not e.get("partial")]
+            history.step_loss = prev.step_loss[:start_step]
+            acc = _EpochStats(ck.get("accum"))
+            _set_rng_state(ck["rng"])
+            if start_step >= total:
+                history.config["steps"] = start_step
+                _say(f"the run in {out_dir} is already complete: it stopped at step {start_step:,} and "
+                     f"{total:,} were asked for; nothing to do (ask for more steps to continue it)")
+                model.eval()
+                return history
+        else:
+            torch.manual_seed(seed)
+
+        def checkpoint(path: Path, step: int, epoch_end_pending: bool = False) -> None:
+            save_checkpoint(path, {
+                "format": FORMAT, "model_name": spec.get("name"), "model_kwargs": spec.get("kwargs", {}),
+                "epoch": step // steps_per_epoch, "step": step, "model": model.state_dict(),
+                "optimizer": opt.state_dict(), "method": method.config(), "method_state": method.state_dict(),
+                "rng": _rng_state(), "history": history.to_dict(), "accum": acc.state(), "best": best,
+                "best_step": best_step, "epoch_end_pending": epoch_end_pending,
+                "data": train_data.name, "meta": meta,
+            })
+
+        if resume and best_step is not None:
+            problem = _best_problem(out_dir / BEST, best_step)
+            if problem and best_step == start_step:
+                checkpoint(out_dir / BEST, start_step, pending)  # last.pt holds that very state
+                _say(f"best.pt was {problem}: rebuilt it from last.pt (step {start_step:,})")
+            elif problem:
+                _say(f"best.pt is {problem} and cannot be rebuilt: last.pt holds step {start_step:,}, the best "
+                     f"validation was at step {best_step:,}; best.pt is written again when a later epoch beats "
+                     f"{best:.4g}")
+
+        epoch_done = -1 if pending else start_step  # the last step whose epoch-end bookkeeping is complete
+
+        def end_epoch(step: int, partial: bool) -> None:
+            nonlocal acc, best, best_step, epoch_done
+            epoch = (step - 1) // steps_per_epoch
+            rec = {"epoch": epoch + 1, "step": step, **acc.record(_hist_max(method))}
+            if partial:
+                rec["partial"] = True
+            if eval_data is not None:
+                # Validation draws its own random starts: the training stream stays as if it never ran.
+                with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+                    torch.manual_seed(seed)
+                    rec.update(validate(model, eval_data, dev, norm=eval_norm, max_eps=eval_max_eps, size=eval_size,
+                                        steps=eval_steps, clip=clip, selection=selection))
+            history.epochs = [e for e in history.epochs if not e.get("partial") and e["step"] != step] + [rec]
+            score = rec.get("val_margin", rec.get("val_acc"))
+            improved = score is not None and score > best
             if improved:
-                checkpoint(out_dir / BEST, step)  # before last.pt, which names it
-            checkpoint(out_dir / LAST, step)
+                best, best_step = score, step
+            if not partial:
+                acc, epoch_done = _EpochStats(), step
+            if out_dir is not None:
+                if improved:
+                    checkpoint(out_dir / BEST, step)  # before last.pt, which names it
+                checkpoint(out_dir / LAST, step)
+                history.save_json(out_dir / HISTORY)
+            for cb in callbacks:
+                cb(Event("epoch", step, epoch, rec, history))
+
+        def save_last(step: int) -> Path | None:
+            if out_dir is None:
+                return None
+            boundary = step % steps_per_epoch == 0 and step > 0
+            checkpoint(out_dir / LAST, step, epoch_end_pending=boundary and epoch_done != step)
             history.save_json(out_dir / HISTORY)
-        for cb in callbacks:
-            cb(Event("epoch", step, epoch, rec, history))
+            return out_dir / LAST
 
-    def save_last(step: int) -> Path | None:
-        if out_dir is None:
-            return None
-        boundary = step % steps_per_epoch == 0 and step > 0
-        checkpoint(out_dir / LAST, step, epoch_end_pending=boundary and epoch_done != step)
-        history.save_json(out_dir / HISTORY)
-        return out_dir / LAST
+        bar = None
+        if progress and start_step < total:
+            from tqdm.auto import tqdm
 
-    bar = None
-    if progress and start_step < total:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=total, initial=start_step, desc=method.name, unit="step")
-    step, in_step = start_step, False
-    stop = GracefulStop()
-    try:
-        with stop:
-            if pending:
-                end_epoch(start_step, partial=False)
-            order = None
-            while step < total and stop.signum is None:
-                epoch, k = divmod(step, steps_per_epoch)
-                if order is None or k == 0:
-                    order = _epoch_order(len(train_data), epoch, seed).to(dev)
-                idx = order[k * batch_size : (k + 1) * batch_size]
-                in_step = True
-                x, y = X[idx], Y[idx]
-                if augment is not None:
-                    x = augment(x)
-                x = as_layout(x, cl)
-                if lr_schedule is not None:
-                    set_lr(opt, lr_schedule(step))
-                t0 = time.perf_counter()
-                stats = train_step(model, method, opt, x, y, idx)
-                step += 1
-                acc.add(stats, time.perf_counter() - t0)
-                history.step_loss.append(stats["loss"])
-                in_step = False
-                public = {k: v for k, v in stats.items() if not k.startswith("_")}
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix({k: f"{v:.3f}" for k, v in public.items() if k in ("loss", "clean_acc", "margin")},
-                                    refresh=False)
-                for cb in callbacks:
-                    cb(Event("step", step, epoch, public, history))
-                if step % steps_per_epoch == 0:
-                    end_epoch(step, partial=False)
-            if stop.signum is not None and step < total:
-                raise TrainingInterrupted(stop.signum, step, save_last(step))
-            if step % steps_per_epoch and step > start_step:
-                end_epoch(step, partial=True)
-    except TrainingInterrupted:
-        raise
-    except KeyboardInterrupt as err:
-        # A KeyboardInterrupt from a callback, a second Ctrl-C, or outside the main thread. Between
-        # steps the state is consistent and is saved; inside a step it is half-updated and is not.
-        if in_step:
+            bar = tqdm(total=total, initial=start_step, desc=method.name, unit="step")
+        step, in_step = start_step, False
+        stop = GracefulStop()
+        try:
+            with stop:
+                if pending:
+                    end_epoch(start_step, partial=False)
+                order = None
+                while step < total and stop.signum is None:
+                    epoch, k = divmod(step, steps_per_epoch)
+                    if order is None or k == 0:
+                        order = _epoch_order(len(train_data), epoch, seed).to(dev)
+                    idx = order[k * batch_size : (k + 1) * batch_size]
+                    in_step = True
+                    x, y = X[idx], Y[idx]
+                    if augment is not None:
+                        x = augment(x)
+                    x = as_layout(x, cl)
+                    if lr_schedule is not None:
+                        set_lr(opt, lr_schedule(step))
+                    t0 = time.perf_counter()
+                    stats = train_step(model, method, opt, x, y, idx)
+                    step += 1
+                    acc.add(stats, time.perf_counter() - t0)
+                    history.step_loss.append(stats["loss"])
+                    in_step = False
+                    public = {k: v for k, v in stats.items() if not k.startswith("_")}
+                    if bar is not None:
+                        bar.update(1)
+                        shown = {k: f"{v:.3f}" for k, v in public.items() if k in ("loss", "clean_acc", "margin")}
+                        bar.set_postfix(shown, refresh=False)
+                    for cb in callbacks:
+                        cb(Event("step", step, epoch, public, history))
+                    if step % steps_per_epoch == 0:
+                        end_epoch(step, partial=False)
+                if stop.signum is not None and step < total:
+                    raise TrainingInterrupted(stop.signum, step, save_last(step))
+                if step % steps_per_epoch and step > start_step:
+                    end_epoch(step, partial=True)
+        except TrainingInterrupted:
             raise
-        raise TrainingInterrupted(signal.SIGINT, step, save_last(step)) from err
-    finally:
-        if bar is not None:
-            bar.close()
-    model.eval()
-    return history
+        except KeyboardInterrupt as err:
+            # A KeyboardInterrupt from a callback, a second Ctrl-C, or outside the main thread. Between
+            # steps the state is consistent and is saved; inside a step it is half-updated and is not.
+            if in_step:
+                raise
+            raise TrainingInterrupted(signal.SIGINT, step, save_last(step)) from err
+        finally:
+            if bar is not None:
+                bar.close()
+        model.eval()
+        return history
