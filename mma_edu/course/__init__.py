@@ -1,0 +1,10 @@
+"""Course helpers the notebooks call instead of carrying boilerplate.
+
+- :mod:`mma_edu.course.records` — ``record`` / ``check`` headline numbers and claims; ``read_records`` in tests.
+
+``from mma_edu import course; course.record(...)`` keeps working: the record API is re-exported here.
+"""
+
+from .records import MIME, check, read_records, record, records
+
+__all__ = ["MIME", "check", "read_records", "record", "records"]
