@@ -67,6 +67,35 @@ def ball_outlines(x: Tensor, radii: Tensor, norm: str, n: int = 64) -> np.ndarra
     return (x[:, None, :] + radii[:, None, None].to(x.dtype) * unit[None]).cpu().numpy()
 
 
+# How many points of a 2-D figure get a ball and a δ* arrow: more than a dozen overlap and hide the boundary.
+MARKED = 12
+
+# The one colour map for perturbations δ* (red: brighter, blue: darker), always drawn with a colour bar.
+DELTA_CMAP = "RdBu_r"
+
+
+def spread_subset(x: Tensor, k: int) -> Tensor:
+    """Indices (≤ k,) of points of x (N, D) spread evenly over the data: greedy farthest-point sampling.
+
+    Deterministic: starts at the point closest to the mean, then repeatedly adds the point farthest from
+    those chosen. Returns all indices (in order) when N ≤ k.
+    """
+    n = x.shape[0]
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k!r}")
+    if n <= k:
+        return torch.arange(n)
+    flat = x.reshape(n, -1).double()
+    first = int((flat - flat.mean(0)).norm(dim=1).argmin())
+    chosen = [first]
+    dist = (flat - flat[first]).norm(dim=1)
+    for _ in range(k - 1):
+        nxt = int(dist.argmax())
+        chosen.append(nxt)
+        dist = torch.minimum(dist, (flat - flat[nxt]).norm(dim=1))
+    return torch.tensor(sorted(chosen))
+
+
 def plot_decision_boundary(
     model: nn.Module,
     x: Tensor,
@@ -79,12 +108,15 @@ def plot_decision_boundary(
     title: str | None = None,
     pad: float = 0.5,
     resolution: int = 200,
+    marked: int | None = MARKED,
 ):
-    """Decision regions of a 2-D classifier, its points, and optionally each point's margin.
+    """Decision regions of a 2-D classifier, its points, and optionally some points' margins.
 
-    margins (N,): draws the ball of that radius around each point (circle for
+    margins (N,): draws the ball of that radius around a point (circle for
     ℓ2, square for ℓ∞) — it just touches the decision boundary. x_adv (N, 2):
-    arrows to the shortest successful perturbation.
+    arrows to the shortest successful perturbation. Balls and arrows are drawn
+    for at most ``marked`` points spread evenly over the data (ringed in black;
+    None: every point), and a note in the corner says for how many.
     """
     ax = _ax(ax)
     x, y = x.detach().cpu(), y.cpu()
@@ -96,19 +128,29 @@ def plot_decision_boundary(
     for k in range(c):
         m = y == k
         ax.scatter(x[m, 0], x[m, 1], s=14, color=CLASS_COLORS[k], edgecolor="white", linewidth=0.4, zorder=3)
+    if margins is not None or x_adv is not None:
+        shown = torch.zeros(len(x), dtype=torch.bool)
+        shown[spread_subset(x, marked) if marked is not None else torch.arange(len(x))] = True
+        if shown.sum() < len(x):
+            ax.scatter(x[shown, 0], x[shown, 1], s=30, facecolor="none", edgecolor="k", linewidth=0.9, zorder=4)
+            what = " and ".join(w for w, v in (("balls", margins), ("δ*", x_adv)) if v is not None)
+            ax.text(0.99, 0.01, f"{what} for {int(shown.sum())} of {len(x)} points (ringed)", transform=ax.transAxes,
+                    ha="right", va="bottom", fontsize=7, bbox=dict(facecolor="white", alpha=0.7, lw=0))
     if margins is not None:
-        finite = torch.isfinite(margins) & (margins > 0)
-        outlines = ball_outlines(x[finite], margins[finite].cpu(), norm)
+        finite = torch.isfinite(margins.cpu()) & (margins.cpu() > 0) & shown
+        outlines = ball_outlines(x[finite], margins.cpu()[finite], norm)
         colors = [CLASS_COLORS[int(k)] for k in y[finite]]
-        ax.add_collection(LineCollection(outlines, colors=colors, linewidths=0.7, alpha=0.6, zorder=2))
+        ax.add_collection(LineCollection(outlines, colors=colors, linewidths=0.9, alpha=0.8, zorder=2))
     if x_adv is not None:
         xa = x_adv.detach().cpu()
-        moved = (xa - x).norm(dim=1) > 0
+        moved = ((xa - x).norm(dim=1) > 0) & shown
         ax.quiver(x[moved, 0], x[moved, 1], (xa - x)[moved, 0], (xa - x)[moved, 1], angles="xy",
-                  scale_units="xy", scale=1, width=0.004, color="k", alpha=0.7, zorder=4)
+                  scale_units="xy", scale=1, width=0.005, color="k", alpha=0.8, zorder=4)
     ax.set_xlim(gx[0], gx[-1])
     ax.set_ylim(gy[0], gy[-1])
     ax.set_aspect("equal")
+    ax.set_xlabel("$x_1$")
+    ax.set_ylabel("$x_2$")
     if title:
         ax.set_title(title)
     return ax
@@ -121,6 +163,8 @@ def plot_norm_balls(ax=None, radius: float = 1.0):
         pts = radius * norms.unit_ball_outline(norm, 256).numpy()
         ax.plot(pts[:, 0], pts[:, 1], color=color, label=f"{norm} ball, radius {radius:g}")
     ax.set_aspect("equal")
+    ax.set_xlabel("$\\delta_1$")
+    ax.set_ylabel("$\\delta_2$")
     ax.axhline(0, color="0.8", lw=0.8)
     ax.axvline(0, color="0.8", lw=0.8)
     ax.legend(loc="upper right", fontsize=8)
@@ -154,8 +198,9 @@ def plot_robust_accuracy(results: Mapping[str, "object"], ax=None, percent: bool
     return ax
 
 
-def plot_margin_histograms(margins: Mapping[str, Tensor], ax=None, bins: int = 30, max_eps: float | None = None):
-    """Overlaid histograms of per-example margins, one per model."""
+def plot_margin_histograms(margins: Mapping[str, Tensor], ax=None, bins: int = 30, max_eps: float | None = None,
+                           norm: str | None = None):
+    """Overlaid histograms of per-example margins, one per model; ``norm`` names the margins' norm on the axis."""
     ax = _ax(ax)
     top = max_eps or max(float(m.max()) for m in margins.values())
     edges = np.linspace(0, top, bins + 1)
@@ -163,10 +208,15 @@ def plot_margin_histograms(margins: Mapping[str, Tensor], ax=None, bins: int = 3
         # In float64: a float32 margin clamped at max_eps (0.6000000238) would fall past the last edge (0.6).
         m = m.detach().cpu().double().clamp(max=top).numpy()
         ax.hist(m, bins=edges, alpha=0.45, color=method_color(name, i), label=f"{name} (median {np.median(m):.3f})")
-    ax.set_xlabel("margin (length of the shortest successful perturbation found)")
+    unit = f"{norm} " if norm else ""
+    ax.set_xlabel(f"{unit}margin (length of the shortest successful perturbation found)")
     ax.set_ylabel("examples")
     ax.legend(fontsize=8)
     return ax
+
+
+HISTORY_LABELS = {"loss": "training loss (mean per batch)", "clean_acc": "clean accuracy (training batches)",
+                  "margin": "mean ε̂ found in training", "margin_median": "median ε̂ found in training"}
 
 
 def plot_history(history, keys: Sequence[str] = ("loss", "clean_acc", "margin"), axes=None):
@@ -179,21 +229,41 @@ def plot_history(history, keys: Sequence[str] = ("loss", "clean_acc", "margin"),
         ax.plot(history.column("epoch"), history.column(key), marker="o", ms=3)
         ax.set_title(key)
         ax.set_xlabel("epoch")
+        ax.set_ylabel(HISTORY_LABELS.get(key, key))
         ax.grid(alpha=0.3)
     return axes
 
 
-def digit_gallery(x: Tensor, x_adv: Tensor, y: Tensor, pred_adv: Tensor, margins: Tensor, *, norm: str, n: int = 8):
-    """Digits (top), their shortest successful perturbations (middle, rescaled) and x + δ* (bottom)."""
+def delta_image(ax, delta: Tensor, vmax: float, *, colorbar: bool = True, label: str = "δ* (change of pixel value)"):
+    """Draw one perturbation (H, W) with the course's δ* colour map on the symmetric scale [−vmax, vmax].
+
+    Returns the image; with ``colorbar`` a colour bar labelled ``label`` is attached to ``ax``.
+    """
+    if not vmax > 0:
+        raise ValueError(f"vmax must be > 0, got {vmax!r}")
+    im = ax.imshow(np.asarray(delta), cmap=DELTA_CMAP, vmin=-vmax, vmax=vmax)
+    if colorbar:
+        ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label=label)
+    return im
+
+
+def digit_gallery(x: Tensor, x_adv: Tensor, y: Tensor, pred_adv: Tensor, margins: Tensor, *, norm: str, n: int = 8,
+                  vmax: float | None = None):
+    """Digits (top), their shortest successful perturbations (middle) and x + δ* (bottom).
+
+    Every δ* is drawn on one symmetric colour scale [−vmax, vmax] (default: the largest |δ*| shown), with
+    one colour bar, so that panels — and galleries given the same ``vmax`` — compare at a glance.
+    """
     n = min(n, x.shape[0])
-    fig, axes = plt.subplots(3, n, figsize=(1.25 * n, 4.1))
-    axes = np.atleast_2d(axes).reshape(3, n)
+    fig, axes = plt.subplots(3, n, figsize=(1.25 * n + 1.0, 4.1), squeeze=False)
+    deltas = [(x_adv[i] - x[i])[0].detach().cpu() for i in range(n)]
+    if vmax is None:
+        vmax = max([float(d.abs().max()) for d in deltas] + [0.0]) or 1.0
+    im = None
     for i in range(n):
-        delta = (x_adv[i] - x[i])[0].cpu()
-        lim = float(delta.abs().max()) or 1.0
         axes[0, i].imshow(x[i, 0].cpu(), cmap="gray", vmin=0, vmax=1)
         axes[0, i].set_title(f"label {int(y[i])}", fontsize=8)
-        axes[1, i].imshow(delta, cmap="seismic", vmin=-lim, vmax=lim)
+        im = delta_image(axes[1, i], deltas[i], vmax, colorbar=False)
         axes[1, i].set_title(f"{norm} {float(margins[i]):.3f}", fontsize=8)
         axes[2, i].imshow(x_adv[i, 0].cpu(), cmap="gray", vmin=0, vmax=1)
         axes[2, i].set_title(f"→ {int(pred_adv[i])}", fontsize=8)
@@ -204,6 +274,8 @@ def digit_gallery(x: Tensor, x_adv: Tensor, y: Tensor, pred_adv: Tensor, margins
     axes[1, 0].set_ylabel("δ*", fontsize=8)
     axes[2, 0].set_ylabel("x + δ*", fontsize=8)
     fig.tight_layout()
+    if im is not None:
+        fig.colorbar(im, ax=list(axes[1]), fraction=0.02, pad=0.01, label="δ* (pixel change)")
     return fig
 
 

@@ -310,7 +310,7 @@ class MNISTMarginExplorer(_Explorer):
         delta = (c["x_adv"] - c["x"]).numpy()
         lim = float(np.abs(delta).max()) or 1.0
         axes[0].imshow(c["x"], cmap="gray", vmin=0, vmax=1)
-        axes[1].imshow(delta, cmap="RdBu", vmin=-lim, vmax=lim)
+        plots.delta_image(axes[1], delta, lim)
         axes[2].imshow(c["x_adv"], cmap="gray", vmin=0, vmax=1)
         for a, t in zip(axes[:3], ("x", "δ*", "x + δ*")):
             a.set_title(t)

@@ -30,3 +30,65 @@ def test_cifar_eps_axis_reads_in_units_of_1_over_255():
     labels = [t.get_text() for t in ax.get_xticklabels()]
     assert labels == ["0", "4/255", "8/255"], labels
     assert ax.get_lines()[0].get_color() == plots.method_color("MMA")
+
+
+def _toy_model():
+    from torch import nn
+
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 2))
+
+
+def test_decision_boundary_draws_a_readable_subset_with_labelled_axes():
+    from matplotlib.collections import LineCollection
+    from matplotlib.quiver import Quiver
+
+    model = _toy_model()
+    x = torch.randn(100, 2)
+    y = model(x).argmax(1)
+    margins = torch.rand(100) * 0.3 + 0.01
+    ax = plots.plot_decision_boundary(model, x, y, margins=margins, x_adv=x + 0.1, norm="l2", resolution=40)
+    balls = [c for c in ax.collections if isinstance(c, LineCollection) and len(c.get_segments()) > 0
+             and len(c.get_segments()[0]) > 20]  # ball outlines have 64 vertices, contour lines are separate
+    arrows = [c for c in ax.collections if isinstance(c, Quiver)]
+    assert sum(len(c.get_segments()) for c in balls) == plots.MARKED
+    assert len(arrows) == 1 and arrows[0].N == plots.MARKED
+    assert ax.get_xlabel() and ax.get_ylabel()
+    assert any(f"for {plots.MARKED} of 100 points" in t.get_text() for t in ax.texts)
+    # marked=None draws every point, and says nothing.
+    ax = plots.plot_decision_boundary(model, x, y, x_adv=x + 0.1, resolution=40, marked=None)
+    assert [c for c in ax.collections if isinstance(c, Quiver)][0].N == 100 and not ax.texts
+
+
+def test_spread_subset_is_spread_and_deterministic():
+    x = torch.cat([torch.randn(95, 2) * 0.01, torch.tensor([[5.0, 5], [-5, 5], [5, -5], [-5, -5], [0, 6]])])
+    idx = plots.spread_subset(x, 6)
+    assert len(idx) == 6 and len(set(idx.tolist())) == 6
+    assert set(range(95, 100)) <= set(idx.tolist())  # the far-out points are all chosen, not 6 of the cluster
+    assert torch.equal(idx, plots.spread_subset(x, 6))
+    assert torch.equal(plots.spread_subset(x[:4], 6), torch.arange(4))
+
+
+def test_digit_gallery_one_colour_scale_with_a_colour_bar():
+    x = torch.rand(4, 1, 6, 6) * 0.5
+    x_adv = x + torch.linspace(0.05, 0.2, 4)[:, None, None, None]
+    fig = plots.digit_gallery(x, x_adv, torch.arange(4), torch.arange(4), torch.linspace(0.05, 0.2, 4), norm="linf",
+                              vmax=0.3)
+    deltas = [a.images[0] for a in fig.axes[4:8]]
+    assert all(im.get_cmap().name == plots.DELTA_CMAP and im.get_clim() == (-0.3, 0.3) for im in deltas)
+    bars = [a for a in fig.axes if a.get_label() == "<colorbar>"]
+    assert len(bars) == 1 and "δ*" in bars[0].get_ylabel()
+
+
+def test_every_static_plot_labels_its_axes():
+    from mma_edu.train.loop import History
+
+    ax = plots.plot_norm_balls()
+    assert ax.get_xlabel() and ax.get_ylabel()
+    ax = plots.plot_margin_histograms({"MMA": torch.rand(20)}, norm="linf")
+    assert ax.get_xlabel().startswith("linf margin") and ax.get_ylabel() == "examples"
+    h = History()
+    h.epochs = [{"epoch": 1, "loss": 1.0, "clean_acc": 0.5, "margin": 0.1}, {"epoch": 2, "loss": 0.5, "clean_acc": 0.8,
+                                                                            "margin": 0.2}]
+    for a in plots.plot_history(h):
+        assert a.get_xlabel() == "epoch" and a.get_ylabel()
