@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.mma-edu-installed
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 LAB_ARGS ?=
 
-.PHONY: lab test tour bench zoo venv clean
+.PHONY: lab test tour bench zoo student venv clean
 
 venv: $(STAMP)
 
@@ -28,6 +28,10 @@ test: $(STAMP)
 
 tour: $(STAMP)
 	$(PY) -m mma_edu.tour --out build
+
+# The course without its solution cells (cells tagged "solution"), for students: build/student/.
+student: $(STAMP)
+	$(PY) -m mma_edu.course.student build/student
 
 # Retrain the course's model zoo (mma_edu/zoo_weights/: weights + manifest.json), about 15 min on one CPU thread.
 zoo: $(STAMP)

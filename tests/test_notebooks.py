@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -39,6 +40,44 @@ def test_committed_notebook_is_clean_and_well_formed(path):
     assert any(("assert " in "".join(c["source"]) or "course.check(" in "".join(c["source"]))
                for c in code if "solution" not in c["metadata"].get("tags", []))
     assert nb["metadata"]["kernelspec"]["name"] == KERNEL
+
+
+def _tags(cell: dict) -> list[str]:
+    return cell.get("metadata", {}).get("tags") or []
+
+
+def _src(cell: dict) -> str:
+    return "".join(cell["source"])
+
+
+CHECK_CALL = re.compile(r"exercises\.(check_\w+)\(")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_follows_the_teaching_conventions(path):
+    """Prerequisites and objectives first; exercises at three levels, two checked by helpers in the solutions and
+    called (with None answers) outside them; solutions tagged; a summary with what comes next at the end."""
+    from mma_edu.course import exercises
+
+    cells = json.loads(path.read_text())["cells"]
+    first = _src(cells[0])
+    assert "Prerequisites" in first and "Learning objectives" in first, "open with prerequisites and objectives"
+    heads = {i: _src(c) for i, c in enumerate(cells) if c["cell_type"] == "markdown"}
+    ex = [i for i, t in heads.items() if t.lstrip().startswith("## Exercises")]
+    summary = [i for i, t in heads.items() if t.lstrip().startswith("## Summary")]
+    assert len(ex) == 1 and len(summary) == 1, "one '## Exercises' and one '## Summary' markdown cell"
+    assert summary[0] > ex[0], "the summary comes after the exercises, at the end"
+    assert "next" in heads[summary[0]].lower(), "the summary says what comes next"
+    levels = heads[ex[0]].lower()
+    assert all(word in levels for word in ("compute", "implement", "investigate")), "exercises at three levels"
+    solutions = [c for c in cells if "solution" in _tags(c)]
+    assert any(c["cell_type"] == "code" for c in solutions), "at least one solution cell that runs"
+    solved = {m for c in solutions if c["cell_type"] == "code" for m in CHECK_CALL.findall(_src(c))}
+    asked = {m for c in cells if c["cell_type"] == "code" and "solution" not in _tags(c)
+             for m in CHECK_CALL.findall(_src(c))}
+    assert len(solved) >= 2, f"at least two exercises checked by exercises.check_... in the solutions, got {solved}"
+    assert solved <= asked, f"every checked exercise is also posed (answer None) outside the solutions: {solved - asked}"
+    assert all(callable(getattr(exercises, name, None)) for name in solved | asked)
 
 
 @pytest.fixture(scope="module")
@@ -83,3 +122,62 @@ def test_notebook_runs_in_smoke_mode(path, tmp_path, kernel_env, monkeypatch):
             data = o.get("data", {})
             if "application/vnd.jupyter.widget-view+json" in data and "MarginExplorer" in "".join(cell["source"]):
                 assert "image/png" in data
+
+
+# The student copy (make student): no solution text, and it still runs (two fast notebooks, about 20 s).
+STUDENT_RUNS = ["01_margins.ipynb", "04_anpgd.ipynb"]
+
+
+@pytest.fixture(scope="module")
+def student_copy(tmp_path_factory):
+    from mma_edu.course.student import write_student_copy
+
+    out = tmp_path_factory.mktemp("student")
+    written = write_student_copy(out, ROOT / "notebooks")
+    assert [p.name for p in written] == [p.name for p in NOTEBOOKS]
+    return out
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_student_copy_has_no_solution_text(path, student_copy):
+    original = json.loads(path.read_text())["cells"]
+    copy = json.loads((student_copy / path.name).read_text())["cells"]
+    copy_text = "\n".join(_src(c) for c in copy)
+    assert not any("solution" in _tags(c) for c in copy)
+    kept = [c for c in original if "solution" not in _tags(c)]
+    assert [_src(c) for c in copy if not c["id"].startswith("solutions-removed")] == [_src(c) for c in kept]
+    # Every line that only a solution holds (code or prose, beyond trivial ones) is gone.
+    elsewhere = {line.strip() for c in kept for line in c["source"]}
+    distinctive = {line.strip() for c in original if "solution" in _tags(c) for line in c["source"]
+                   if len(line.strip()) > 20 and line.strip() not in elsewhere}
+    assert len(distinctive) >= 3, distinctive
+    leaked = [line for line in distinctive if line in copy_text]
+    assert not leaked, leaked
+    assert "The solutions are not part of this copy" in copy_text
+
+
+def test_student_copy_drops_the_known_answers(student_copy):
+    answers = {"01": "d_2, d_inf = 1 / math.sqrt(2), 0.5", "02": "l_slm = math.log(math.exp(1.0) + math.exp(0.0))",
+               "03": "L = 2 / 3 * (0.9 + 1.5 + 0.7) / 4", "04": "eps_hat = 0.33125",
+               "05": "in_s_plus = [True, False, False, True]", "06": "linf_change, l2_length = 8 / 255, ",
+               "07": "avg_acc = (98.9 + 97.9 + 96.0 + 92.6 + 85.2) / 5", "08": "lower, upper = [0.3, -0.6], [0.9, 0.2]"}
+    for path in NOTEBOOKS:
+        answer = answers[path.name[:2]]
+        assert answer in path.read_text(), f"{path.name}: the reference answer moved; update this test"
+        assert answer not in (student_copy / path.name).read_text(), path.name
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", STUDENT_RUNS)
+def test_student_copy_runs_in_smoke_mode(name, student_copy, tmp_path, kernel_env, monkeypatch):
+    import papermill as pm
+
+    monkeypatch.setenv("JUPYTER_PATH", kernel_env)
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    out = tmp_path / name
+    pm.execute_notebook(str(student_copy / name), str(out), parameters={"profile": "smoke"}, kernel_name=KERNEL,
+                        cwd=str(ROOT / "notebooks"), progress_bar=False, execution_timeout=300)
+    printed = "".join(o.get("text", "") for c in json.loads(out.read_text())["cells"] for o in c.get("outputs", [])
+                      if o.get("output_type") == "stream")
+    # The exercise cells ran their checks on None answers: notes, no verdicts.
+    assert printed.count("not attempted yet") >= 2 and "correct:" not in printed
