@@ -107,6 +107,10 @@ def test_notebook_runs_in_smoke_mode(path, tmp_path, kernel_env, monkeypatch):
         pytest.fail(f"{path.name}: cell {err.exec_count} failed:\n{err.ename}: {err.evalue}\n"
                     + "\n".join(err.traceback[-6:]), pytrace=False)
     executed = json.loads(out.read_text())
+    # The reference solutions ran their exercise checks, and passed them (a wrong one raises ExerciseError).
+    printed = "".join("".join(o.get("text", "")) for c in executed["cells"] for o in c.get("outputs", [])
+                      if o.get("output_type") == "stream")
+    assert printed.count("correct: ") >= 2, "the solutions' exercise checks did not run"
     # The headline numbers each notebook publishes (mma_edu.course.record) are there for the tests to read.
     from mma_edu.course import read_records
 
@@ -177,7 +181,7 @@ def test_student_copy_runs_in_smoke_mode(name, student_copy, tmp_path, kernel_en
     out = tmp_path / name
     pm.execute_notebook(str(student_copy / name), str(out), parameters={"profile": "smoke"}, kernel_name=KERNEL,
                         cwd=str(ROOT / "notebooks"), progress_bar=False, execution_timeout=300)
-    printed = "".join(o.get("text", "") for c in json.loads(out.read_text())["cells"] for o in c.get("outputs", [])
-                      if o.get("output_type") == "stream")
+    printed = "".join("".join(o.get("text", "")) for c in json.loads(out.read_text())["cells"]
+                      for o in c.get("outputs", []) if o.get("output_type") == "stream")
     # The exercise cells ran their checks on None answers: notes, no verdicts.
     assert printed.count("not attempted yet") >= 2 and "correct:" not in printed
