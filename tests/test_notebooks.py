@@ -76,7 +76,7 @@ def test_notebook_follows_the_teaching_conventions(path):
     asked = {m for c in cells if c["cell_type"] == "code" and "solution" not in _tags(c)
              for m in CHECK_CALL.findall(_src(c))}
     assert len(solved) >= 2, f"at least two exercises checked by exercises.check_... in the solutions, got {solved}"
-    assert solved <= asked, f"every checked exercise is also posed (answer None) outside the solutions: {solved - asked}"
+    assert solved <= asked, f"every checked exercise is also posed (answer None) outside solutions: {solved - asked}"
     assert all(callable(getattr(exercises, name, None)) for name in solved | asked)
 
 

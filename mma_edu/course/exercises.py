@@ -100,6 +100,10 @@ def _vector(value: Any, n: int, name: str) -> Tensor:
     return t
 
 
+def _fmt(t: Tensor) -> list[float]:
+    return [round(v, 4) for v in t.tolist()]
+
+
 def _first_mismatch(mine: Tensor, truth: Tensor, rtol: float, atol: float) -> int | None:
     bad = ~torch.isclose(mine, truth, rtol=rtol, atol=atol)
     return int(bad.nonzero()[0]) if bad.any() else None
@@ -171,7 +175,8 @@ def check_hand_margins(d_2: float | None, d_inf: float | None) -> bool | None:
         if not _close(value, truth.item()):
             for label, v in variants.items():
                 if _close(value, v.item()):
-                    _wrong(f"{name} = {value:.4g}, the closed form gives {truth.item():.4g}: {_linear_hint(label, norm)}")
+                    _wrong(f"{name} = {value:.4g}, the closed form gives {truth.item():.4g}: "
+                           f"{_linear_hint(label, norm)}")
             _wrong(f"{name} = {value:.4g}, the closed form gives {truth.item():.4g}: the gap z_0 − z_1 = 1, "
                    f"w_0 − w_1 = (1, −1); divide the gap by the {_NAME[norms.DUAL[norm]]} norm of w_0 − w_1.")
     return _correct("d_2 = 1/√2 ≈ 0.7071 and d_inf = 1/2 — d_inf ≤ d_2 ≤ √2·d_inf.")
@@ -317,7 +322,7 @@ def mma_objective(ce_adv: Tensor, ce_clean: Tensor, eps_hat: Tensor, positive: T
                   clean_weight: float) -> Tensor:
     """MMA's objective (§4 of the paper notes), as :meth:`mma_edu.train.MMA.batch_loss` computes it.
 
-    L = (1 − c)·(1/n)[Σ_{i∈S⁺, ε̂_i<d_max} CE(x_i + ε̂_i u_i) + Σ_{j∈S⁻} CE(x_j)] + c·(1/n) Σ_k CE(x_k);
+    L = (1 − c)·(1/n)[Σ_{i∈S⁺, ε̂_i<d_max} CE(x_i + ε̂_i u_i) + Σ_{j∈S⁻} CE(x_j)] + c·mean_k CE(x_k);
     for j ∈ S⁻ the training point is x_j itself, so ``ce_adv[j]`` is its clean CE. All (n,) -> scalar.
     """
     ce_adv, ce_clean, eps_hat = (torch.as_tensor(v, dtype=torch.float64) for v in (ce_adv, ce_clean, eps_hat))
@@ -328,7 +333,8 @@ def mma_objective(ce_adv: Tensor, ce_clean: Tensor, eps_hat: Tensor, positive: T
 
 
 def _mma_variants(batch: dict) -> dict[str, float]:
-    ce_adv, ce_clean, eps_hat = (torch.as_tensor(batch[k], dtype=torch.float64) for k in ("ce_adv", "ce_clean", "eps_hat"))
+    ce_adv, ce_clean, eps_hat = (torch.as_tensor(batch[k], dtype=torch.float64)
+                                 for k in ("ce_adv", "ce_clean", "eps_hat"))
     pos = torch.as_tensor(batch["positive"], dtype=torch.bool)
     d_max, c, n = batch["d_max"], batch["clean_weight"], ce_adv.numel()
     active = ~pos | (eps_hat < d_max)
@@ -387,7 +393,8 @@ def check_mma_loss(fn: Callable | None) -> bool | None:
         truth = mma_objective(**batch).item()
         if math.isclose(value, truth, rel_tol=1e-6, abs_tol=1e-9):
             continue
-        msg = f"batch {trial} (clean_weight {batch['clean_weight']:.3g}): your loss is {value:.6f}, MMA's is {truth:.6f}"
+        msg = (f"batch {trial} (clean_weight {batch['clean_weight']:.3g}): your loss is {value:.6f}, "
+               f"MMA's is {truth:.6f}")
         for hint, v in _mma_variants(batch).items():
             if math.isclose(value, v, rel_tol=1e-6, abs_tol=1e-9):
                 _wrong(f"{msg}: {hint}.")
@@ -535,7 +542,7 @@ def check_over_perturbed(fn: Callable | None) -> bool | None:
             return _pending("check_over_perturbed")
         value = _number(out, "the fraction")
         truth = (margins < eps).float().mean().item()
-        msg = f"margins {margins.tolist()}, eps {eps}: you say {value:g}, it is {truth:g}"
+        msg = f"margins {[round(v, 3) for v in margins.tolist()]}, eps {eps}: you say {value:g}, it is {truth:g}"
         if math.isclose(value, truth, abs_tol=1e-6):
             continue
         if math.isclose(value, 1 - truth, abs_tol=1e-6):
@@ -719,15 +726,15 @@ def check_interval_bounds_by_hand(lower: Sequence[float] | None, upper: Sequence
     t_lo, t_hi = centre - w.abs() @ r, centre + w.abs() @ r
     close = lambda a, c: bool(torch.allclose(a, c, rtol=1e-3, atol=1e-3))  # noqa: E731
     if close(lo, t_lo) and close(hi, t_hi):
-        return _correct(f"z ∈ [{t_lo.tolist()}, {t_hi.tolist()}] (rounded: [0.3, −0.6] to [0.9, 0.2]); "
+        return _correct(f"lower {_fmt(t_lo)}, upper {_fmt(t_hi)}; "
                         "the second ReLU is unstable (its interval contains 0).")
     if close(lo, centre - w @ r) and close(hi, centre + w @ r):
-        _wrong(f"lower {lo.tolist()}, should be {t_lo.tolist()}: the radius goes through |W| (every weight "
+        _wrong(f"lower {_fmt(lo)}, should be {_fmt(t_lo)}: the radius goes through |W| (every weight "
                "pushes the bound its own worst way), not W.")
     if close(lo, t_lo - b) and close(hi, t_hi - b):
-        _wrong(f"lower {lo.tolist()}, should be {t_lo.tolist()}: add the bias b to the centre.")
+        _wrong(f"lower {_fmt(lo)}, should be {_fmt(t_lo)}: add the bias b to the centre.")
     if close(lo, w @ (x - r) + b) and close(hi, w @ (x + r) + b):
-        _wrong(f"lower {lo.tolist()}, should be {t_lo.tolist()}: W(x − ε) is not a lower bound when W has "
+        _wrong(f"lower {_fmt(lo)}, should be {_fmt(t_lo)}: W(x − ε) is not a lower bound when W has "
                "negative entries; use the centre W x + b and the radius |W| ε.")
     for name, mine, truth in (("lower", lo, t_lo), ("upper", hi, t_hi)):
         if not close(mine, truth):
