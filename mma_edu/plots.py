@@ -261,11 +261,11 @@ def digit_gallery(x: Tensor, x_adv: Tensor, y: Tensor, pred_adv: Tensor, margins
         vmax = max([float(d.abs().max()) for d in deltas] + [0.0]) or 1.0
     im = None
     for i in range(n):
-        axes[0, i].imshow(x[i, 0].cpu(), cmap="gray", vmin=0, vmax=1)
+        axes[0, i].imshow(x[i, 0].detach().cpu().numpy(), cmap="gray", vmin=0, vmax=1)
         axes[0, i].set_title(f"label {int(y[i])}", fontsize=8)
         im = delta_image(axes[1, i], deltas[i], vmax, colorbar=False)
         axes[1, i].set_title(f"{norm} {float(margins[i]):.3f}", fontsize=8)
-        axes[2, i].imshow(x_adv[i, 0].cpu(), cmap="gray", vmin=0, vmax=1)
+        axes[2, i].imshow(x_adv[i, 0].detach().cpu().numpy(), cmap="gray", vmin=0, vmax=1)
         axes[2, i].set_title(f"→ {int(pred_adv[i])}", fontsize=8)
     for a in axes.ravel():
         a.set_xticks([])

@@ -185,3 +185,17 @@ def test_student_copy_runs_in_smoke_mode(name, student_copy, tmp_path, kernel_en
                       for o in c.get("outputs", []) if o.get("output_type") == "stream")
     # The exercise cells ran their checks on None answers: notes, no verdicts.
     assert printed.count("not attempted yet") >= 2 and "correct:" not in printed
+
+
+def test_make_student_writes_the_copy_and_bad_folders_get_clear_errors(tmp_path, capsys):
+    import subprocess
+
+    from mma_edu.course.student import main
+
+    dry = subprocess.run(["make", "-n", "-C", str(ROOT), "student"], capture_output=True, text=True, check=True)
+    assert "-m mma_edu.course.student build/student" in dry.stdout
+    assert main([str(tmp_path / "out"), "--source", str(tmp_path)]) == 2
+    assert "source must be a folder of the course's notebooks" in capsys.readouterr().err
+    assert main([str(ROOT / "notebooks")]) == 2
+    assert "must not be the source folder" in capsys.readouterr().err
+    assert main([str(tmp_path / "out")]) == 0 and len(list((tmp_path / "out").glob("*.ipynb"))) == len(NOTEBOOKS)
