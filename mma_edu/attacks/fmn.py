@@ -108,8 +108,7 @@ def fmn(
     check_count(steps, "steps", 1)
     check_count(restarts, "restarts", 1)
     check_count(search_steps, "search_steps", 0)
-    check_in_range(gamma, "gamma", 0.0, 1.0, include_high=False)
-    if gamma == 0:
+    if check_in_range(gamma, "gamma", 0.0, 1.0, include_high=False) == 0:
         raise ValueError("gamma must be in (0, 1), got 0")
     check_positive(step_size, "step_size")
     if max_eps is not None:
