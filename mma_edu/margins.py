@@ -53,7 +53,7 @@ class MarginResult:
     found: Tensor  # (N,) bool: a successful perturbation (or the clean point itself) was found
     x_adv: Tensor  # (N, ...) that perturbed point (x where misclassified or nothing was found)
     found_by: Tensor | None = None  # (N,) int8: index into FOUND_BY — "none", "clean", "anpgd" or "fmn"
-    max_eps: float | None = None  # the search radius: unbroken examples are only known to need more than nothing
+    max_eps: float | None = None  # the search radius; unbroken examples are reported at it, their margins unknown
 
     @property
     def unbroken(self) -> Tensor:
