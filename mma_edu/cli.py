@@ -204,6 +204,7 @@ def cmd_margins(args) -> int:
                               progress=not args.no_progress)
     for k, v in res.summary(tuple(args.thresholds)).items():
         print(f"{k:>10}  {v:.4f}")
+    print(f"  found by  {res.found_by_counts()}")  # l2: the shorter of AN-PGD's and FMN's, per example
     if args.json:
         Path(args.json).write_text(json.dumps({"margin": res.margin.tolist(), "found": res.found.tolist()}))
     return 0
@@ -333,7 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_train)
 
     for name, helptext in (("evaluate", "robust accuracy of a checkpoint under whitebox PGD"),
-                           ("margins", "margin distribution of a checkpoint (AN-PGD search)")):
+                           ("margins", "margin distribution of a checkpoint (AN-PGD search; l2: the shorter of AN-PGD and FMN)")):
         s = sub.add_parser(name, help=helptext)
         s.add_argument("checkpoint", help="a .pt file: ours (last.pt, best.pt) or the authors' model_best.pt")
         s.add_argument("--norm", choices=("linf", "l2"), required=True)

@@ -504,7 +504,10 @@ def reproduce(
         res = margin_distribution(ck.model, sub, norm="l2", max_eps=top, steps=margin_steps, batch_size=batch_size,
                                   device=device, seed=seed, progress=progress)
         # A correctly classified example always gets a length > 0 (found, or max_eps).
-        distances = L2Distances("AN-PGD", f"search up to {top:g}, {margin_steps} PGD steps per round", res.margin,
+        # margin_distribution keeps, per image, the shorter of AN-PGD's and FMN's verified perturbations in l2.
+        by = res.found_by_counts()
+        distances = L2Distances("AN-PGD or FMN (best)", f"search up to {top:g}, {margin_steps} PGD steps per round; "
+                                f"found by AN-PGD {by.get('anpgd', 0)}, FMN {by.get('fmn', 0)}", res.margin,
                                 res.found, res.margin > 0)
         if peer is not None:
             say(f"peer       foolbox {attack_name(peer)} on the first {len(sub):,} images")

@@ -16,11 +16,11 @@ import pytest
 import torch
 
 from mma_edu import data as D
-from mma_edu.attacks import anpgd, pgd
+from mma_edu.attacks import anpgd, fmn, pgd
 from mma_edu.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from mma_edu.cli import main
 from mma_edu.evaluate import compare, margin_distribution, robust_accuracy
-from mma_edu.margins import MarginResult, estimate_margins, linear_margins
+from mma_edu.margins import MarginResult, estimate_margins, linear_margins, widen_until_broken
 from mma_edu.models import Linear, build_model
 from mma_edu.train import MMA, PGDAT, Standard, fit
 from mma_edu.train.run_folder import LOCK
@@ -144,6 +144,27 @@ LIBRARY = [
      "restarts"),
     ("margins-batch-size", lambda t: estimate_margins(_model(), _x(), _y(), max_eps=0.5, batch_size=0), ValueError,
      "batch_size"),
+    ("margins-method", lambda t: estimate_margins(_model(), _x(), _y(), max_eps=0.5, method="fab"), ValueError,
+     "method must be one of"),
+    ("margins-fmn-steps", lambda t: estimate_margins(_model(), _x(), _y(), max_eps=0.5, method="fmn", fmn_steps=0),
+     ValueError, "fmn_steps"),
+    ("fmn-norm", lambda t: fmn(_model(), _x(), _y(), norm="l1"), ValueError, "norm"),
+    ("fmn-x-nan", lambda t: fmn(_model(), _nan_x(), _y(), norm="l2"), ValueError, "x"),
+    ("fmn-steps", lambda t: fmn(_model(), _x(), _y(), norm="l2", steps=0), ValueError, "steps"),
+    ("fmn-restarts", lambda t: fmn(_model(), _x(), _y(), norm="l2", restarts=0), ValueError, "restarts"),
+    ("fmn-gamma-one", lambda t: fmn(_model(), _x(), _y(), norm="l2", gamma=1.0), ValueError, "gamma"),
+    ("fmn-gamma-zero", lambda t: fmn(_model(), _x(), _y(), norm="l2", gamma=0.0), ValueError, "gamma"),
+    ("fmn-step-size", lambda t: fmn(_model(), _x(), _y(), norm="l2", step_size=0.0), ValueError, "step_size"),
+    ("fmn-max-eps", lambda t: fmn(_model(), _x(), _y(), norm="l2", max_eps=NAN), ValueError, "max_eps"),
+    ("fmn-seed", lambda t: fmn(_model(), _x(), _y(), norm="l2", seed=1.5), ValueError, "seed"),
+    ("widen-result", lambda t: widen_until_broken(_model(), _x(), _y(), "margins", norm="l2"), ValueError,
+     "result must be a MarginResult"),
+    ("widen-length", lambda t: widen_until_broken(_model(), _x(), _y(), estimate_margins(
+        _model(), _x(3), _y(3), max_eps=0.5), norm="linf"), ValueError, "examples"),
+    ("widen-factor", lambda t: widen_until_broken(_model(), _x(), _y(), estimate_margins(
+        _model(), _x(), _y(), max_eps=0.5), factor=1.0), ValueError, "factor"),
+    ("widen-max-eps", lambda t: widen_until_broken(_model(), _x(), _y(), estimate_margins(
+        _model(), _x(), _y(), max_eps=0.5), max_eps=1.0), ValueError, "max_eps"),
     ("linear-weight-shape", lambda t: linear_margins(torch.ones(3), torch.ones(3), _x(), _y(), norm="linf"),
      ValueError, "weight"),
     ("linear-features", lambda t: linear_margins(torch.ones(3, 5), torch.ones(3), _x(), _y(), norm="linf"),
@@ -192,6 +213,8 @@ LIBRARY = [
      ValueError, "data.x"),
     ("margdist-batch-size", lambda t: margin_distribution(_model(), _ds(), norm="linf", max_eps=0.5, batch_size=0),
      ValueError, "batch_size"),
+    ("margdist-method", lambda t: margin_distribution(_model(), _ds(), norm="l2", max_eps=0.5, method="fab"),
+     ValueError, "method must be one of"),
     ("compare-no-models", lambda t: compare({}, _ds(), norm="linf", eps_list=[0.1]), ValueError, "models"),
     # data
     ("dataset-float-labels", lambda t: D.ArrayDataset(_x(2), torch.tensor([0.9, 1.0])), ValueError,
