@@ -1,0 +1,112 @@
+"""The worker of tests/test_distributed.py: one tiny MMA run, a run stopped by SIGTERM on one rank and
+resumed, and a sharded evaluation, on every process torchrun starts (gloo, CPU).
+
+    torchrun --standalone --nproc_per_node 2 tests/distributed_child.py OUT_FOLDER
+
+also runs as one plain process (no torchrun): then it is the single-process reference. Rank 0 writes
+what it measured into OUT_FOLDER/results-W.pt (W = the number of processes).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sys
+from pathlib import Path
+
+import torch
+
+from mma_edu.checkpoint import read_checkpoint, save_checkpoint
+from mma_edu.data import mnist_offline, random_crop_flip
+from mma_edu.distributed import init_from_env, shutdown
+from mma_edu.evaluate import margin_distribution, robust_accuracy
+from mma_edu.interrupts import TrainingInterrupted
+from mma_edu.models import build_model
+from mma_edu.train import LAST, MMA, PGDAT, Standard, fit
+
+torch.set_num_threads(1)
+SPLITS = mnist_offline()
+TRAIN, VAL, TEST = SPLITS.train.subset(60), SPLITS.test.subset(20), SPLITS.test.subset(50)
+STEPS, BATCH = 7, 20  # 3 steps per epoch: two epochs (validation, best.pt) and a partial one
+STOP_AT = 4  # the step after which rank 1 (alone) receives SIGTERM
+
+
+def start_weights(folder: Path) -> dict:
+    """A briefly pretrained SmallCNN (so that MMA's S+ is not empty), made once and shared by file."""
+    path = folder / "start.pt"
+    if not path.exists():
+        torch.manual_seed(0)
+        model = build_model("small_cnn", width=4, hidden=16)
+        fit(model, SPLITS.train.subset(200), Standard(), steps=20, batch_size=50, lr=3e-3, progress=False,
+            device="cpu")
+        save_checkpoint(path, {"model": model.state_dict()})
+    return read_checkpoint(path)["model"]
+
+
+def shift(x: torch.Tensor) -> torch.Tensor:
+    return random_crop_flip(x, 2, flip=False)  # random draws every step: sharded as the single process draws
+
+
+def train(out: Path, start: dict, dist, *, method=None, resume=False, callbacks=()):
+    model = build_model("small_cnn", width=4, hidden=16)
+    model.load_state_dict(start)
+    method = method or MMA(d_max=0.3, norm="linf", mineps=0.05, steps=3, search_steps=4)
+    fit(model, TRAIN, method, steps=STEPS, batch_size=BATCH, lr=1e-3, augment=shift, eval_data=VAL, eval_size=20,
+        eval_steps=3, out=out, resume=resume, progress=False, device="cpu", seed=3, callbacks=callbacks, dist=dist)
+    return model, method
+
+
+def main(root: Path) -> None:
+    dist = init_from_env("cpu")
+    world = dist.world
+    start = dist.on_main(lambda: start_weights(root))
+    res: dict = {"world": world}
+
+    # 1. An uninterrupted run.
+    model, method = train(root / f"plain-{world}", start, dist)
+    res["plain"] = {"model": model.state_dict(), "margins": method.margins.clone(),
+                    "last": dist.on_main(lambda: read_checkpoint(root / f"plain-{world}" / LAST))}
+
+    # 2. SIGTERM to one rank only (the last) after step STOP_AT; every rank stops there, rank 0 saves.
+    def kill_one(event):
+        if event.kind == "step" and event.step == STOP_AT and dist.rank == world - 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    out = root / f"stopped-{world}"
+    try:
+        train(out, start, dist, callbacks=[kill_one])
+        res["stopped_at"] = None
+    except TrainingInterrupted as stop:
+        res["stopped_at"], res["signal"] = stop.step, stop.signum
+    if dist.is_main:
+        shutil.copytree(out, root / f"stopped-copy-{world}")  # for a resume with another world size
+    dist.barrier()
+    model, method = train(out, start, dist, resume=True)
+    res["resumed"] = {"model": model.state_dict(), "margins": method.margins.clone(),
+                      "last": dist.on_main(lambda: read_checkpoint(out / LAST))}
+    res["files"] = dist.on_main(lambda: sorted(p.name for p in out.iterdir()))
+
+    # 3. PGD-AT: its random starts cover the whole batch.
+    model, _ = train(root / f"pgdat-{world}", start, dist, method=PGDAT(eps=0.2, steps=3))
+    res["pgdat"] = model.state_dict()
+
+    # 4. Sharded evaluation: batches of 20 of 50 test digits (three batches, the last short).
+    model = build_model("small_cnn", width=4, hidden=16)
+    model.load_state_dict(start)
+    ra = robust_accuracy(model, TEST, norm="linf", eps_list=[0.05, 0.1, 0.2], steps=3, restarts=2, batch_size=20,
+                         device="cpu", progress=False, dist=dist)
+    md = margin_distribution(model, TEST, norm="linf", max_eps=0.5, steps=3, search_steps=4, refine=1,
+                             batch_size=20, device="cpu", progress=False, dist=dist)
+    res["eval"] = {"robust": ra.robust, "clean": ra.clean, "accuracy": ra.accuracy, "margin": md.margin,
+                   "found": md.found, "x_adv": md.x_adv}
+    res["eval_same_on_every_rank"] = all(
+        torch.equal(r, ra.robust) and torch.equal(m, md.margin)
+        for r, m in dist.all_gather_object((ra.robust, md.margin)))
+    if dist.is_main:
+        torch.save(res, root / f"results-{world}.pt")
+    shutdown(dist)
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))
