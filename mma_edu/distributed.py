@@ -57,6 +57,7 @@ class Dist:
     local_rank: int = 0
     backend: str | None = None
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    owns_group: bool = field(default=False, repr=False)  # this Dist joined the group (and :func:`shutdown` leaves it)
 
     @property
     def is_main(self) -> bool:
@@ -288,15 +289,16 @@ def init_from_env(device: str | torch.device = "auto") -> Dist:
                              "that many processes per node (--nproc_per_node)")
         torch.cuda.set_device(local)
         comm = torch.device("cuda", local)
-    if not torch.distributed.is_initialized():
+    owns = not torch.distributed.is_initialized()  # a caller (a script, a test) may have joined it already
+    if owns:
         torch.distributed.init_process_group(backend=backend, rank=rank, world_size=world,
                                              **({"device_id": comm} if backend == "nccl" else {}))
-    return Dist(rank=rank, world=world, local_rank=local, backend=backend, device=comm)
+    return Dist(rank=rank, world=world, local_rank=local, backend=backend, device=comm, owns_group=owns)
 
 
 def shutdown(dist: Dist) -> None:
-    """Leave the process group (a no-op for one process)."""
-    if dist.active and torch.distributed.is_initialized():
+    """Leave the process group if ``dist`` joined it (a no-op for one process)."""
+    if dist.active and dist.owns_group and torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
 
 

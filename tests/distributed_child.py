@@ -1,5 +1,6 @@
 """The worker of tests/test_distributed.py: one tiny MMA run, a run stopped by SIGTERM on one rank and
-resumed, and a sharded evaluation, on every process torchrun starts (gloo, CPU).
+resumed, a sharded evaluation and the ``evaluate`` and ``margins`` commands, on every process
+torchrun starts (gloo, CPU).
 
     torchrun --standalone --nproc_per_node 2 tests/distributed_child.py OUT_FOLDER
 
@@ -18,6 +19,7 @@ from pathlib import Path
 import torch
 
 from mma_edu.checkpoint import read_checkpoint, save_checkpoint
+from mma_edu.cli import main as cli_main
 from mma_edu.data import mnist_offline, random_crop_flip
 from mma_edu.distributed import init_from_env, shutdown
 from mma_edu.evaluate import margin_distribution, robust_accuracy
@@ -38,7 +40,7 @@ def start_weights(folder: Path) -> dict:
     if not path.exists():
         torch.manual_seed(0)
         model = build_model("small_cnn", width=4, hidden=16)
-        fit(model, SPLITS.train.subset(200), Standard(), steps=20, batch_size=50, lr=3e-3, progress=False,
+        fit(model, SPLITS.train.subset(1000), Standard(), steps=100, batch_size=50, lr=3e-3, progress=False,
             device="cpu")
         save_checkpoint(path, {"model": model.state_dict()})
     return read_checkpoint(path)["model"]
@@ -105,6 +107,17 @@ def main(root: Path) -> None:
         for r, m in dist.all_gather_object((ra.robust, md.margin)))
     if dist.is_main:
         torch.save(res, root / f"results-{world}.pt")
+
+    # 5. The command line in the same processes (it finds the process group already joined, and leaves it).
+    ck = str(root / "plain-1" / LAST)  # the single-process run's, made first
+    common = ["--norm", "linf", "--data", "offline", "--n", "50", "--batch-size", "20", "--device", "cpu",
+              "--no-progress"]
+    rc = [cli_main(["evaluate", ck, *common, "--eps", "0.1", "0.2", "--restarts", "2", "--steps", "3",
+                    "--json", str(root / f"evaluate-{world}.json")]),
+          cli_main(["margins", ck, *common, "--max-eps", "0.5", "--steps", "3", "--refine", "1",
+                    "--json", str(root / f"margins-{world}.json")])]
+    if rc != [0, 0]:
+        sys.exit(f"mma-edu returned {rc}")
     shutdown(dist)
 
 
