@@ -165,9 +165,10 @@ def cmd_train(args) -> int:
             meta={"preset": preset.name}, dist=dist,
         )
     except TrainingInterrupted as stop:
-        print(f"mma-edu train: {stop}", file=sys.stderr)
-        if stop.path is not None:
-            print(f"resume with:  {_resume_command(args)}", file=sys.stderr)
+        if dist.is_main:  # every rank stopped after the same step; one says so
+            print(f"mma-edu train: {stop}", file=sys.stderr)
+            if stop.path is not None:
+                print(f"resume with:  {_resume_command(args)}", file=sys.stderr)
         return stop.exit_code
     saved_files = [f"{out / LAST}"]
     if val is not None and (out / BEST).exists():

@@ -116,7 +116,9 @@ def main(root: Path) -> None:
                     "--json", str(root / f"evaluate-{world}.json")]),
           cli_main(["margins", ck, *common, "--max-eps", "0.5", "--steps", "3", "--refine", "1",
                     "--json", str(root / f"margins-{world}.json")])]
-    if rc != [0, 0]:
+    # A user error on every rank: each says so on stderr, tagged with its rank, and exits 2.
+    rc.append(cli_main(["evaluate", str(root / "missing.pt"), *common, "--eps", "0.1"]))
+    if rc != [0, 0, 2]:
         sys.exit(f"mma-edu returned {rc}")
     shutdown(dist)
 

@@ -124,6 +124,9 @@ def test_commands_under_torchrun_print_once_and_write_the_single_process_results
         assert json.loads((root / f"{name}-1.json").read_text()) == json.loads((root / f"{name}-2.json").read_text())
     assert one.stdout.count("AvgRobAcc") == 1 and two.stdout.count("AvgRobAcc") == 1  # rank 1 prints nothing
     assert two.stdout.count("median") == 1
+    for rank in (0, 1):  # every rank's error reaches the console
+        assert f"mma-edu evaluate [rank {rank} of 2]: error: " in two.stderr
+    assert "mma-edu evaluate: error: " in one.stderr  # untagged in one process
 
 
 def test_a_global_batch_must_split_evenly():
