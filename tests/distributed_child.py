@@ -1,5 +1,5 @@
 """The worker of tests/test_distributed.py: one tiny MMA run, a run stopped by SIGTERM on one rank and
-resumed, a sharded evaluation and the ``evaluate`` and ``margins`` commands, on every process
+resumed, a sharded evaluation and the ``evaluate``, ``margins`` and ``reproduce`` commands, on every process
 torchrun starts (gloo, CPU).
 
     torchrun --standalone --nproc_per_node 2 tests/distributed_child.py OUT_FOLDER
@@ -116,9 +116,12 @@ def main(root: Path) -> None:
                     "--json", str(root / f"evaluate-{world}.json")]),
           cli_main(["margins", ck, *common, "--max-eps", "0.5", "--steps", "3", "--refine", "1",
                     "--json", str(root / f"margins-{world}.json")])]
+    rc.append(cli_main(["reproduce", ck, "--norm", "l2", "--data", "offline", "--n", "50", "--steps", "2",
+                        "--restarts", "2", "--batch-size", "20", "--margin-n", "30", "--margin-steps", "2",
+                        "--device", "cpu", "--no-progress", "--json", str(root / f"reproduce-{world}.json")]))
     # A user error on every rank: each says so on stderr, tagged with its rank, and exits 2.
     rc.append(cli_main(["evaluate", str(root / "missing.pt"), *common, "--eps", "0.1"]))
-    if rc != [0, 0, 2]:
+    if rc != [0, 0, 0, 2]:
         sys.exit(f"mma-edu returned {rc}")
     shutdown(dist)
 
