@@ -14,6 +14,7 @@ import os
 import shutil
 import signal
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import torch
@@ -21,7 +22,7 @@ import torch
 from mma_edu.checkpoint import read_checkpoint, save_checkpoint
 from mma_edu.cli import main as cli_main
 from mma_edu.data import mnist_offline, random_crop_flip
-from mma_edu.distributed import init_from_env, shutdown
+from mma_edu.distributed import init_from_env
 from mma_edu.evaluate import margin_distribution, robust_accuracy
 from mma_edu.interrupts import TrainingInterrupted
 from mma_edu.models import build_model
@@ -46,6 +47,49 @@ def start_weights(folder: Path) -> dict:
     return read_checkpoint(path)["model"]
 
 
+def bn_net(sync: bool) -> torch.nn.Module:
+    """A tiny conv net with batch norm; ``sync``: its batch norm synchronized over the ranks."""
+    torch.manual_seed(1)
+    return torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, stride=2, bias=False), (CpuSyncBatchNorm if sync else torch.nn.BatchNorm2d)(4),
+                               torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(4 * 13 * 13, 10))
+
+
+class CpuSyncBatchNorm(torch.nn.SyncBatchNorm):
+    """SyncBatchNorm's arithmetic on CPU (torch's own runs on GPUs only): in train mode the batch statistics
+    are sums over every rank's examples, through an all-reduce that autograd differentiates; a rank with an
+    empty batch takes part (as torch's does). ``empty`` counts the empty batches this rank brought."""
+
+    empty = 0
+
+    def forward(self, x):
+        if not self.training:
+            return torch.nn.functional.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                                                  False, 0.0, self.eps)
+        CpuSyncBatchNorm.empty += x.shape[0] == 0
+        c, shape = x.shape[1], (1, -1, 1, 1)
+        local = torch.cat([x.sum((0, 2, 3)), (x * x).sum((0, 2, 3)), x.new_tensor([x.numel() / c])])
+        total = torch.distributed.nn.functional.all_reduce(local)
+        n = total[-1]
+        mean = total[:c] / n
+        var = total[c : 2 * c] / n - mean * mean
+        with torch.no_grad():
+            self.running_mean.mul_(1 - self.momentum).add_(self.momentum * mean)
+            self.running_var.mul_(1 - self.momentum).add_(self.momentum * var * n / (n - 1))
+            self.num_batches_tracked += 1
+        return (x - mean.view(shape)) / torch.sqrt(var.view(shape) + self.eps) * self.weight.view(shape) + \
+            self.bias.view(shape)
+
+
+def bn_weights(folder: Path) -> dict:
+    path = folder / "bn-start.pt"
+    if not path.exists():
+        model = bn_net(sync=False)
+        fit(model, SPLITS.train.subset(1000), Standard(), steps=12, batch_size=50, lr=3e-3, progress=False,
+            device="cpu")
+        save_checkpoint(path, {"model": model.state_dict()})
+    return read_checkpoint(path)["model"]
+
+
 def shift(x: torch.Tensor) -> torch.Tensor:
     return random_crop_flip(x, 2, flip=False)  # random draws every step: sharded as the single process draws
 
@@ -60,7 +104,9 @@ def train(out: Path, start: dict, dist, *, method=None, resume=False, callbacks=
 
 
 def main(root: Path) -> None:
-    dist = init_from_env("cpu")
+    if "WORLD_SIZE" in os.environ:  # under torchrun: a rank stuck in a collective fails in a minute, not thirty
+        torch.distributed.init_process_group("gloo", timeout=timedelta(seconds=60))
+    dist = init_from_env("cpu")  # finds the group joined
     world = dist.world
     start = dist.on_main(lambda: start_weights(root))
     res: dict = {"world": world}
@@ -93,7 +139,17 @@ def main(root: Path) -> None:
     model, _ = train(root / f"pgdat-{world}", start, dist, method=PGDAT(eps=0.2, steps=3))
     res["pgdat"] = model.state_dict()
 
-    # 4. Sharded evaluation: batches of 20 of 50 test digits (three batches, the last short).
+    # 4. Batch norm synchronized over the ranks (plain batch norm in one process) with MMA's bn_mode
+    #    "reference": AN-PGD's train-mode search on each rank's S+ only, 2 examples per rank per step.
+    bn_start = dist.on_main(lambda: bn_weights(root))
+    model = bn_net(sync=dist.active)
+    model.load_state_dict(bn_start)
+    method = MMA(d_max=0.3, norm="linf", mineps=0.05, steps=3, search_steps=4, bn_mode="reference")
+    fit(model, TRAIN, method, steps=8, batch_size=4, lr=1e-3, progress=False, device="cpu", seed=5, dist=dist)
+    res["sync_bn"] = {"model": model.state_dict(), "margins": method.margins.clone(),
+                      "empty": sum(dist.all_gather_object(CpuSyncBatchNorm.empty))}
+
+    # 5. Sharded evaluation: batches of 20 of 50 test digits (three batches, the last short).
     model = build_model("small_cnn", width=4, hidden=16)
     model.load_state_dict(start)
     ra = robust_accuracy(model, TEST, norm="linf", eps_list=[0.05, 0.1, 0.2], steps=3, restarts=2, batch_size=20,
@@ -108,7 +164,7 @@ def main(root: Path) -> None:
     if dist.is_main:
         torch.save(res, root / f"results-{world}.pt")
 
-    # 5. The command line in the same processes (it finds the process group already joined, and leaves it).
+    # 6. The command line in the same processes (it finds the process group already joined, and leaves it).
     ck = str(root / "plain-1" / LAST)  # the single-process run's, made first
     common = ["--norm", "linf", "--data", "offline", "--n", "50", "--batch-size", "20", "--device", "cpu",
               "--no-progress"]
@@ -123,7 +179,8 @@ def main(root: Path) -> None:
     rc.append(cli_main(["evaluate", str(root / "missing.pt"), *common, "--eps", "0.1"]))
     if rc != [0, 0, 0, 2]:
         sys.exit(f"mma-edu returned {rc}")
-    shutdown(dist)
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 One plain process and one ``torchrun --nproc_per_node 2`` run the same script
 (tests/distributed_child.py): a tiny MMA run (7 steps, global batch 20 = 2 x 10, random augmentation,
-validation, best.pt), the same run stopped by SIGTERM sent to one rank and resumed, PGD-AT, a sharded
+validation, best.pt), MMA with synchronized batch norm, the same run stopped by SIGTERM sent to one rank and resumed, PGD-AT, a sharded
 ``robust_accuracy`` and ``margin_distribution`` over three batches (the last short), and the
 ``evaluate`` / ``margins`` / ``reproduce`` commands. 15-30 s on 2 shared cores.
 
@@ -46,12 +46,12 @@ def _env():
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("distributed")
     child = str(HERE / "distributed_child.py")
-    one = subprocess.run([sys.executable, child, str(root)], capture_output=True, text=True, timeout=300,
+    one = subprocess.run([sys.executable, child, str(root)], capture_output=True, text=True, timeout=150,
                          env=_env(), cwd=HERE.parent)
     assert one.returncode == 0, one.stderr[-3000:]
     # --standalone: a rendezvous on localhost at a free port.
     two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                          child, str(root)], capture_output=True, text=True, timeout=300, env=_env(), cwd=HERE.parent)
+                          child, str(root)], capture_output=True, text=True, timeout=150, env=_env(), cwd=HERE.parent)
     assert two.returncode == 0, two.stdout[-2000:] + two.stderr[-3000:]
     load = lambda w: torch.load(root / f"results-{w}.pt", weights_only=True)  # noqa: E731
     return root, load(1), load(2), one, two
@@ -80,6 +80,17 @@ def test_two_ranks_train_as_one_process(runs):
     assert [e["val_margin"] for e in h1["epochs"]] == pytest.approx([e["val_margin"] for e in h2["epochs"]], rel=1e-5)
     assert len(h2["epochs"]) == 3  # two epochs and the partial one
     assert two["plain"]["last"]["world_size"] == 2 and len(two["plain"]["last"]["rng_ranks"]) == 2
+
+
+def test_synchronized_batch_norm_with_the_reference_bn_mode_is_the_single_process_batch_norm(runs):
+    """CPU stand-in for torch's GPU-only SyncBatchNorm (tests/distributed_child.py): with bn_mode "reference"
+    AN-PGD's train-mode forwards normalize with the whole batch's S+, as one process does; a rank whose S+
+    is empty joins them with an empty batch (else the other rank would wait forever)."""
+    _, one, two, *_ = runs
+    assert two["sync_bn"]["empty"] > 0 and one["sync_bn"]["empty"] == 0  # the empty-batch path ran
+    assert (one["sync_bn"]["margins"] > 0).sum() >= 10
+    assert torch.equal(two["sync_bn"]["margins"], one["sync_bn"]["margins"])
+    assert _max_diff(one["sync_bn"]["model"], two["sync_bn"]["model"]) < TOLERANCE  # running statistics too
 
 
 def test_sigterm_to_one_rank_stops_all_after_the_same_step_and_resume_is_exact(runs):

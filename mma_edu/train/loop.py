@@ -374,10 +374,6 @@ def fit(
     check_count(eval_steps, "eval_steps", 1)
     dist = as_dist(dist)
     rows = dist.shard(batch_size)  # this rank's rows of every global batch
-    if dist.active and has_sync_batchnorm(model) and getattr(method, "bn_mode", None) == "reference":
-        raise ValueError("sync_bn with MMA(bn_mode='reference') is not supported: AN-PGD's train-mode search "
-                         "forwards run on each rank's S+ examples only, and a rank with none would leave the "
-                         "others waiting in SyncBatchNorm; use bn_mode='eval' or plain batch norm per rank")
     steps_per_epoch = len(train_data) // batch_size
     if (steps is None) == (epochs is None):
         raise ValueError("give exactly one of steps= and epochs=")

@@ -270,6 +270,16 @@ class MMA(Method):
             self.margins = torch.full((num_examples,), float(self.mineps))
         self.margins = self.margins.to(device)
 
+    def _join_search(self, model: nn.Module, pos: Tensor) -> bool:
+        """Whether a rank with no S⁺ example must still run AN-PGD (on an empty batch): with SyncBatchNorm
+        and bn_mode "reference" the search's train-mode forwards synchronize batch norm over the ranks,
+        so every rank makes them while any rank has S⁺ examples (SyncBatchNorm takes empty inputs)."""
+        from ..distributed import has_sync_batchnorm
+
+        if self.dist is None or self.bn_mode != "reference" or not has_sync_batchnorm(model):
+            return False
+        return int(self.dist.all_reduce_sum(torch.tensor([pos.numel()], device=pos.device)).item()) > 0
+
     def state_dict(self):
         return {"margins": self.margins.detach().cpu().clone()} if self.margins is not None else {}
 
@@ -289,7 +299,8 @@ class MMA(Method):
         eps_prev = self.margins[index[pos]].to(x.dtype).clamp(min=self.mineps, max=self.max_eps)
         # On several processes every rank joins the draw of the global batch's starts, even with no S⁺ of its own.
         start = self._random_in_ball(x[pos], eps_prev) if self.dist is not None else None
-        if pos.numel():
+        join = self._join_search(model, pos)  # a collective where it applies: every rank asks
+        if pos.numel() or join:
             res = anpgd(
                 model, x[pos], y[pos], eps_prev, norm=self.norm, max_eps=self.max_eps, steps=self.steps,
                 search_steps=self.search_steps, step_scale=self.step_scale, loss="slm", clip=self.clip,
