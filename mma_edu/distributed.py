@@ -16,7 +16,12 @@ What the helpers guarantee (``tests/test_distributed.py``):
   MMA's margin memory receives every rank's (index, ε̂) (:meth:`Dist.all_gather_rows`).
 - **Evaluation** (:func:`mma_edu.evaluate.robust_accuracy`, ``margin_distribution``): batches are
   dealt round-robin (:meth:`Dist.owns`); per-example results are combined by a sum of disjoint
-  parts (:meth:`Dist.combine_disjoint`), bitwise the single-process tensors.
+  parts (:meth:`Dist.combine_disjoint`), bitwise the single-process tensors. The random stream
+  is one for the whole dataset, so a rank replays the random draws of the batches it does not own
+  (the same attack with every example skipped, or with no PGD and bisection steps).
+- **Batch norm**: running statistics are averaged over ranks after each step; with ``--sync-bn``
+  (:func:`convert_sync_batchnorm`) batch norm normalizes with the global batch, and MMA's
+  ``bn_mode="reference"`` search with the global batch's S⁺.
 - Only rank 0 writes files and prints; a check that can fail runs on rank 0 and its error is
   raised on every rank (:meth:`Dist.on_main`), so no rank waits forever on one that gave up.
 """

@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mma_edu.distributed import Dist, as_dist
+from mma_edu.distributed import ENV_VARS, Dist, as_dist
 from mma_edu.interrupts import GracefulStop
 
 HERE = Path(__file__).parent
@@ -37,7 +37,7 @@ TOLERANCE = 1e-6  # largest weight difference allowed between 1 and 2 processes
 
 def _env():
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(HERE.parent) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+    for var in ENV_VARS:
         env.pop(var, None)  # the single process must not think it was launched by torchrun
     return env
 
