@@ -27,6 +27,13 @@ class CLIError(Exception):
     """An error to print as one line, without a traceback."""
 
 
+def _dist(args):
+    """The processes this command shares its work with (set by :func:`main`; one process otherwise)."""
+    from .distributed import single
+
+    return getattr(args, "dist", None) or single()
+
+
 def _family_of(data_name: str | None, model_name: str | None) -> tuple[str, str | None]:
     """(dataset family, offline/full or None) from a checkpoint's data or model name."""
     from .data import dataset_family
@@ -91,7 +98,7 @@ def cmd_train(args) -> int:
         raise CLIError(str(err)) from None
     if args.precision != "fp32" and preset.method_kind not in ("mma", "omma"):
         raise CLIError(f"--precision {args.precision} applies to MMA/OMMA presets only, not {preset.name}")
-    dist = args.dist
+    dist = _dist(args)
     device = dist.resolve_device(args.device)  # a device this machine lacks fails here, not after loading data
     args.out = args.out or f"runs/{preset.name}"
     out = Path(args.out)
@@ -207,9 +214,9 @@ def cmd_evaluate(args) -> int:
     res = robust_accuracy(ck.model, test, norm=args.norm, eps_list=sorted(args.eps), steps=args.steps,
                           restarts=args.restarts, losses=args.losses, step_fraction=frac,
                           batch_size=args.batch_size, device=args.device, progress=not args.no_progress,
-                          dist=args.dist)
+                          dist=_dist(args))
     print(res.table())
-    if args.json and args.dist.is_main:
+    if args.json and _dist(args).is_main:
         Path(args.json).write_text(json.dumps(res.as_dict(), indent=1))
     return 0
 
@@ -221,10 +228,10 @@ def cmd_margins(args) -> int:
     print(f"checkpoint {args.checkpoint}; data {test.name} ({len(test):,} examples); {args.norm}, max_eps {args.max_eps:g}")
     res = margin_distribution(ck.model, test, norm=args.norm, max_eps=args.max_eps, steps=args.steps,
                               refine=args.refine, batch_size=args.batch_size, device=args.device,
-                              progress=not args.no_progress, dist=args.dist)
+                              progress=not args.no_progress, dist=_dist(args))
     for k, v in res.summary(tuple(args.thresholds)).items():
         print(f"{k:>10}  {v:.4f}")
-    if args.json and args.dist.is_main:
+    if args.json and _dist(args).is_main:
         Path(args.json).write_text(json.dumps({"margin": res.margin.tolist(), "found": res.found.tolist()}))
     return 0
 
@@ -290,13 +297,13 @@ def cmd_reproduce(args) -> int:
                         device=args.device, margin_n=args.margin_n, margin_steps=args.margin_steps,
                         margin_max_eps=args.max_eps, peer=args.peer, peer_steps=args.peer_steps,
                         cache_dir=args.cache_dir, base_url=args.base_url, progress=not args.no_progress, log=print,
-                        dist=args.dist)
+                        dist=_dist(args))
     except (DownloadError, ImportError) as err:
         raise CLIError(str(err)) from None
     print()
     print(rep.table(header=False))  # the header was printed before the evaluation
     for path, write in ((args.json, rep.write_json), (args.markdown, rep.write_markdown), (args.plot, rep.save_plot)):
-        if path and args.dist.is_main:
+        if path and _dist(args).is_main:
             print(f"wrote {write(path)}")
     return 0
 

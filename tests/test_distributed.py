@@ -166,3 +166,17 @@ def test_under_torchrun_a_ctrl_c_delivered_twice_is_one_ctrl_c():
         plain = GracefulStop()
         plain._handler(signal.SIGINT, None)
         plain._handler(signal.SIGINT, None)
+
+
+def test_init_from_env_outside_torchrun_and_for_one_process(monkeypatch):
+    from mma_edu.distributed import init_from_env
+
+    for var in ENV_VARS:
+        monkeypatch.delenv(var, raising=False)
+    assert init_from_env("cpu") == Dist()  # no torchrun: one process, no group joined
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert not init_from_env("cpu").active  # torchrun --nproc_per_node 1: nothing to share
+    monkeypatch.setenv("WORLD_SIZE", "two")
+    with pytest.raises(ValueError, match="RANK, WORLD_SIZE and LOCAL_RANK must be integers"):
+        init_from_env("cpu")
