@@ -38,7 +38,8 @@ def worker(args) -> None:
     from mma_edu.distributed import init_from_env, shutdown
     from mma_edu.train import MMA, fit
 
-    torch.set_num_threads(1) if args.device == "cpu" else None
+    if args.device == "cpu":
+        torch.set_num_threads(1)  # one core per process
     dist = init_from_env(args.device)
     model = mid_training_lenet()  # cached in build/bench by the parent
     method = MMA(d_max=0.45, norm="linf", mineps=0.1, steps=args.attack_steps, search_steps=10)

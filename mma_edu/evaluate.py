@@ -29,7 +29,6 @@ from .losses import get_loss, is_correct
 from .margins import MarginResult, estimate_margins
 from .presets import eps_label, eval_step_fraction
 from .speed import as_layout, channels_last_model, use_channels_last
-from .device import resolve_device
 from .distributed import Dist, as_dist
 
 

@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from ..checkpoint import FORMAT, CheckpointError, read_checkpoint, save_checkpoint
 from ..attacks._common import check_count, check_dataset, eval_mode
 from ..data import ArrayDataset
-from ..device import resolve_device
+from ..device import resolve_device  # noqa: F401 - re-exported by mma_edu.train
 from ..distributed import Dist, as_dist, has_sync_batchnorm
 from ..files import write_json
 from ..interrupts import GracefulStop, TrainingInterrupted
