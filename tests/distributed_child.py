@@ -26,7 +26,8 @@ from mma_edu.distributed import init_from_env
 from mma_edu.evaluate import margin_distribution, robust_accuracy
 from mma_edu.interrupts import TrainingInterrupted
 from mma_edu.models import build_model
-from mma_edu.train import LAST, MMA, PGDAT, Standard, fit
+from mma_edu.train import LAST, MMA, PGDAT, Standard, fit, validate
+from mma_edu.train.selection import reference_validation_margin
 
 torch.set_num_threads(1)
 SPLITS = mnist_offline()
@@ -158,6 +159,14 @@ def main(root: Path) -> None:
                              batch_size=20, device="cpu", progress=False, dist=dist)
     res["eval"] = {"robust": ra.robust, "clean": ra.clean, "accuracy": ra.accuracy, "margin": md.margin,
                    "found": md.found, "x_adv": md.x_adv}
+    # Validation (fit's model selection), sharded the same way: two batches of 500, three of 8.
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        est = validate(model, SPLITS.test, torch.device("cpu"), norm="linf", max_eps=0.5, size=1000, steps=1,
+                       selection="estimate", dist=dist)
+    ref = reference_validation_margin(model, VAL, norm="linf", max_eps=0.5, eps=0.2, step_size=0.05, pgd_steps=2,
+                                      batch_size=8, device="cpu", dist=dist)
+    res["validation"] = {"estimate": est, "reference": ref.margins}
     res["eval_same_on_every_rank"] = all(
         torch.equal(r, ra.robust) and torch.equal(m, md.margin)
         for r, m in dist.all_gather_object((ra.robust, md.margin)))

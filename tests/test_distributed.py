@@ -122,13 +122,17 @@ def test_resume_with_another_world_size_warns_and_continues(runs, tmp_path, caps
     assert torch.equal(method.margins, two["plain"]["margins"])
 
 
-def test_sharded_evaluation_is_bitwise_the_single_process_one(runs):
+def test_sharded_evaluation_and_validation_are_bitwise_the_single_process_ones(runs):
     _, one, two, *_ = runs
     for key in ("robust", "margin", "found", "x_adv"):
         assert torch.equal(one["eval"][key], two["eval"][key]), key
     assert one["eval"]["accuracy"] == two["eval"]["accuracy"] and one["eval"]["clean"] == two["eval"]["clean"]
     assert 0 < one["eval"]["clean"] < 1 and one["eval"]["found"].any()  # a real mix of outcomes
     assert two["eval_same_on_every_rank"]
+    assert one["validation"]["estimate"] == two["validation"]["estimate"]  # val_acc, val_margin, median: exact
+    assert 0 < one["validation"]["estimate"]["val_margin"] < 0.5
+    assert torch.equal(one["validation"]["reference"], two["validation"]["reference"])
+    assert one["validation"]["reference"].unique().numel() > 3
 
 
 def test_commands_under_torchrun_print_once_and_write_the_single_process_results(runs):

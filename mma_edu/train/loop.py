@@ -128,13 +128,17 @@ def _eval_settings(method: Method, norm: str | None, max_eps: float | None) -> t
 
 
 @torch.no_grad()
-def clean_accuracy(model: nn.Module, data: ArrayDataset, device: torch.device, batch_size: int = 500) -> float:
-    """Fraction of ``data`` classified correctly (strictly: ties are errors)."""
+def clean_accuracy(model: nn.Module, data: ArrayDataset, device: torch.device, batch_size: int = 500,
+                   dist: Dist | None = None) -> float:
+    """Fraction of ``data`` classified correctly (strictly: ties are errors); ``dist``: ranks share the batches."""
+    dist = as_dist(dist)
     correct = 0
     with eval_mode(model):
-        for i in range(0, len(data), batch_size):
-            x, y = data.x[i : i + batch_size].to(device), data.y[i : i + batch_size].to(device)
-            correct += int(is_correct(model(x), y).sum())
+        for b, i in enumerate(range(0, len(data), batch_size)):
+            if dist.owns(b):
+                x, y = data.x[i : i + batch_size].to(device), data.y[i : i + batch_size].to(device)
+                correct += int(is_correct(model(x), y).sum())
+    correct = int(dist.all_reduce_sum(torch.tensor([correct])).item())
     return correct / max(len(data), 1)
 
 
@@ -149,6 +153,7 @@ def validate(
     steps: int = 20,
     clip: tuple[float, float] | None = (0.0, 1.0),
     selection: str = "estimate",
+    dist: Dist | None = None,
 ) -> dict:
     """Clean accuracy on ``data`` and, where ``norm`` and ``max_eps`` are known, the mean and
     median margin of ``size`` examples, measured as ``selection`` says:
@@ -159,25 +164,32 @@ def validate(
     - "reference": the authors' selection criterion
       (:func:`mma_edu.train.selection.reference_validation_margin`) on the first ``size`` examples.
 
-    ``out["selection"]`` records which estimator ran, on how many images, at which ε.
+    ``out["selection"]`` records which estimator ran, on how many images, at which ε. ``dist``:
+    several processes share the batches (bitwise the single-process result, on every rank).
     """
     from ..margins import estimate_margins
 
-    out: dict[str, Any] = {"val_acc": clean_accuracy(model, data, device)}
+    dist = as_dist(dist)
+    out: dict[str, Any] = {"val_acc": clean_accuracy(model, data, device, dist=dist)}
     if norm is None or max_eps is None or size == 0:
         return out
     if selection == "reference":
         sel = reference_validation_margin(model, data, norm=norm, max_eps=max_eps, size=size, clip=clip,
-                                          device=device, seed=None)
+                                          device=device, seed=None, dist=dist)
         out.update(val_margin=sel.mean, val_margin_median=sel.margins.median().item(), selection=sel.record)
     else:
         sub = data.subset(size)
-        res = estimate_margins(
-            model, sub.x.to(device), sub.y.to(device), norm=norm, max_eps=max_eps, steps=steps,
-            search_steps=10, refine=0, clip=clip, batch_size=500,
-        )
-        out["val_margin"] = res.margin.mean().item()
-        out["val_margin_median"] = res.margin.median().item()
+        margin = torch.zeros(len(sub), dtype=sub.x.dtype)
+        for b, i in enumerate(range(0, len(sub), 500)):
+            x, y = sub.x[i : i + 500].to(device), sub.y[i : i + 500].to(device)
+            if not dist.owns(b):  # another rank's batch: its random draws only (no PGD or bisection steps)
+                estimate_margins(model, x, y, norm=norm, max_eps=max_eps, steps=0, search_steps=0, refine=0, clip=clip)
+                continue
+            margin[i : i + len(x)] = estimate_margins(model, x, y, norm=norm, max_eps=max_eps, steps=steps,
+                                                      search_steps=10, refine=0, clip=clip).margin.cpu()
+        margin = dist.combine_disjoint(margin)
+        out["val_margin"] = margin.mean().item()
+        out["val_margin_median"] = margin.median().item()
         out["selection"] = {"estimator": "estimate_margins (verified AN-PGD search, ours)", "images": len(sub),
                             "norm": norm, "max_eps": max_eps, "pgd_steps": steps, "search_steps": 10, "refine": 0}
     return out
@@ -349,8 +361,8 @@ def fit(
             float rounding; see :mod:`mma_edu.speed`); None (default) turns it on for conv nets.
         dist: several processes (:func:`mma_edu.distributed.init_from_env` under torchrun): each rank
             trains on its batch_size / world rows of the same global batch, draws its random numbers
-            as the single process does, averages gradients, and holds the whole margin memory; only
-            rank 0 writes ``out`` and shows progress; a signal on any rank stops every rank after
+            as the single process does, averages gradients, and holds the whole margin memory; the
+            ranks share each validation's batches; only rank 0 writes ``out`` and shows progress; a signal on any rank stops every rank after
             the same step. None: one process.
 
     Returns:
@@ -494,7 +506,7 @@ def fit(
                 with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
                     torch.manual_seed(seed)
                     rec.update(validate(model, eval_data, dev, norm=eval_norm, max_eps=eval_max_eps, size=eval_size,
-                                        steps=eval_steps, clip=clip, selection=selection))
+                                        steps=eval_steps, clip=clip, selection=selection, dist=dist))
             history.epochs = [e for e in history.epochs if not e.get("partial") and e["step"] != step] + [rec]
             score = rec.get("val_margin", rec.get("val_acc"))
             improved = score is not None and score > best
