@@ -212,8 +212,8 @@ def robust_accuracy(
     if progress and dist.is_main:
         from tqdm.auto import tqdm
 
-        mine = sum(min(batch_size, n - i) for b, i in enumerate(range(0, n, batch_size)) if dist.owns(b))
-        bar = tqdm(total=mine * len(eps), desc=f"PGD {norm}", unit="ex·eps")
+        owned = sum(min(batch_size, n - i) for b, i in enumerate(range(0, n, batch_size)) if dist.owns(b))
+        bar = tqdm(total=owned * len(eps), desc=f"PGD {norm}", unit="ex·eps")
     was = model.training
     model.eval()
     cl = use_channels_last(model, channels_last, data.x)
@@ -286,8 +286,8 @@ def margin_distribution(
     if progress and dist.is_main:
         from tqdm.auto import tqdm
 
-        mine = sum(min(batch_size, n - i) for b, i in enumerate(range(0, n, batch_size)) if dist.owns(b))
-        bar = tqdm(total=mine, desc=f"margins {norm}", unit="ex")
+        owned = sum(min(batch_size, n - i) for b, i in enumerate(range(0, n, batch_size)) if dist.owns(b))
+        bar = tqdm(total=owned, desc=f"margins {norm}", unit="ex")
     try:
         with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
             torch.manual_seed(seed)
