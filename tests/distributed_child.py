@@ -170,6 +170,13 @@ def main(root: Path) -> None:
     res["eval_same_on_every_rank"] = all(
         torch.equal(r, ra.robust) and torch.equal(m, md.margin)
         for r, m in dist.all_gather_object((ra.robust, md.margin)))
+    # Ranks that disagree on the run are refused on every rank (not left waiting for each other).
+    try:
+        fit(build_model("small_cnn", width=4, hidden=16), TRAIN, Standard(), steps=2, batch_size=BATCH,
+            progress=False, device="cpu", seed=dist.rank, dist=dist)
+        res["mismatch"] = None
+    except ValueError as err:
+        res["mismatch"] = str(err)
     if dist.is_main:
         torch.save(res, root / f"results-{world}.pt")
 

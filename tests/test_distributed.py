@@ -99,6 +99,13 @@ def test_synchronized_batch_norm_with_the_reference_bn_mode_is_the_single_proces
 
 
 @pytest.mark.slow
+def test_ranks_that_disagree_on_the_run_are_refused(runs):
+    _, one, two, *_ = runs
+    assert one["mismatch"] is None  # one process: nothing to disagree with
+    assert "every rank must call fit with the same data" in two["mismatch"]
+
+
+@pytest.mark.slow
 def test_sigterm_to_one_rank_stops_all_after_the_same_step_and_resume_is_exact(runs):
     _, one, two, *_ = runs
     for r in (one, two):

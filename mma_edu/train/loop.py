@@ -396,6 +396,12 @@ def fit(
     if resume and out is None:
         raise ValueError("resume=True needs out= (the folder holding last.pt)")
     out_dir = Path(out) if out is not None else None
+    if dist.active:  # ranks that disagree on the run would wait on each other forever or drift apart
+        plan = _plain([len(train_data), train_data.name, batch_size, total, seed, resume, out is not None,
+                       eval_data is not None, method.config()])
+        if any(other != plan for other in dist.all_gather_object(plan)):
+            raise ValueError("every rank must call fit with the same data, method, batch_size, steps, seed, resume, "
+                             f"out and eval_data; rank {dist.rank} has {plan!r}")
     if out_dir is not None:
         dist.on_main(lambda: check_run_folder(out_dir, resume=resume, overwrite=overwrite))
 
