@@ -40,6 +40,7 @@ zoo: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m bench.mma_step
 	$(PY) -m bench.evaluation
+	$(PY) -m bench.scaling
 
 clean:
 	rm -rf build .pytest_cache

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -24,6 +25,13 @@ TRAIN_DEFAULTS = {"val_size": None, "selection": "reference", "seed": 0, "precis
 
 class CLIError(Exception):
     """An error to print as one line, without a traceback."""
+
+
+def _dist(args):
+    """The processes this command shares its work with (set by :func:`main`; one process otherwise)."""
+    from .distributed import single
+
+    return getattr(args, "dist", None) or single()
 
 
 def _family_of(data_name: str | None, model_name: str | None) -> tuple[str, str | None]:
@@ -59,11 +67,16 @@ def cmd_presets(args) -> int:
 
 def _resume_command(args) -> str:
     """The command line that continues this run."""
-    parts = ["mma-edu train", f"--preset {args.preset}", f"--data {args.data}", f"--out {args.out}", "--resume"]
+    dist = getattr(args, "dist", None)
+    launcher = (f"torchrun --nproc_per_node {os.environ.get('LOCAL_WORLD_SIZE', dist.world)} -m mma_edu"
+                if dist is not None and dist.active else "mma-edu")
+    parts = [f"{launcher} train", f"--preset {args.preset}", f"--data {args.data}", f"--out {args.out}", "--resume"]
     if args.steps is not None:
         parts.append(f"--steps {args.steps}")
     parts += [f"--{k.replace('_', '-')} {getattr(args, k)}" for k, default in TRAIN_DEFAULTS.items()
               if getattr(args, k) != default]
+    if getattr(args, "sync_bn", False):
+        parts.append("--sync-bn")
     return " ".join(parts)
 
 
@@ -76,7 +89,7 @@ def cmd_train(args) -> int:
     from .interrupts import TrainingInterrupted
     from .models import build_model
     from .presets import get_preset
-    from .train import BEST, HISTORY, LAST, fit, resolve_device
+    from .train import BEST, HISTORY, LAST, fit
     from .train.run_folder import check_run_folder
 
     try:
@@ -85,14 +98,19 @@ def cmd_train(args) -> int:
         raise CLIError(str(err)) from None
     if args.precision != "fp32" and preset.method_kind not in ("mma", "omma"):
         raise CLIError(f"--precision {args.precision} applies to MMA/OMMA presets only, not {preset.name}")
-    resolve_device(args.device)  # a device this machine lacks fails here, not after loading data
+    dist = _dist(args)
+    device = dist.resolve_device(args.device)  # a device this machine lacks fails here, not after loading data
     args.out = args.out or f"runs/{preset.name}"
     out = Path(args.out)
     steps = args.steps if args.steps is not None else preset.steps
-    # The folder is checked before any data is loaded or any step taken.
-    check_run_folder(out, resume=args.resume, overwrite=args.force)
+
+    def check_folder() -> int:
+        check_run_folder(out, resume=args.resume, overwrite=args.force)
+        return read_checkpoint(out / LAST).get("step", 0) if args.resume else 0
+
+    # The folder is checked before any data is loaded or any step taken (by rank 0; its error on every rank).
+    saved = dist.on_main(check_folder)
     if args.resume:
-        saved = read_checkpoint(out / LAST).get("step", 0)
         if saved >= steps:
             print(f"the run in {out}/ is already complete: it stopped at step {saved:,}, and --steps asks for "
                   f"{steps:,}. Nothing to do; pass a larger --steps to continue it.")
@@ -110,6 +128,10 @@ def cmd_train(args) -> int:
         train = splits.train
     torch.manual_seed(args.seed)
     model = build_model(preset.model)
+    if args.sync_bn:
+        from .distributed import convert_sync_batchnorm
+
+        model = convert_sync_batchnorm(model, dist, device)
     print(f"preset   {preset.name}: {preset.describe()}")
     print(f"data     {train.name} ({len(train):,} train, {len(val) if val else 0:,} validation)")
     if val is not None:
@@ -120,6 +142,9 @@ def cmd_train(args) -> int:
         print(f"run      resuming {out}/ at step {saved:,}, up to {steps:,} steps")
     else:
         print(f"run      {steps:,} steps -> {out}/" + (" (replacing the run there: --force)" if args.force else ""))
+    if dist.active:
+        print(f"ranks    {dist.world} processes ({dist.backend}), {preset.batch_size // dist.world} examples of "
+              f"every batch of {preset.batch_size} each" + (", SyncBatchNorm" if args.sync_bn else ""))
 
     def report(event):
         if event.kind == "epoch":
@@ -144,12 +169,13 @@ def cmd_train(args) -> int:
             eval_size=val_size if val else 0, selection=args.selection, out=out, resume=args.resume,
             overwrite=args.force,
             device=args.device, seed=args.seed, progress=not args.no_progress, callbacks=[report],
-            meta={"preset": preset.name},
+            meta={"preset": preset.name}, dist=dist,
         )
     except TrainingInterrupted as stop:
-        print(f"mma-edu train: {stop}", file=sys.stderr)
-        if stop.path is not None:
-            print(f"resume with:  {_resume_command(args)}", file=sys.stderr)
+        if dist.is_main:  # every rank stopped after the same step; one says so
+            print(f"mma-edu train: {stop}", file=sys.stderr)
+            if stop.path is not None:
+                print(f"resume with:  {_resume_command(args)}", file=sys.stderr)
         return stop.exit_code
     saved_files = [f"{out / LAST}"]
     if val is not None and (out / BEST).exists():
@@ -187,9 +213,10 @@ def cmd_evaluate(args) -> int:
     print(f"PGD {args.norm}: {args.restarts} restart(s) x {args.steps} steps, step {frac:g}*eps, losses: {ran}")
     res = robust_accuracy(ck.model, test, norm=args.norm, eps_list=sorted(args.eps), steps=args.steps,
                           restarts=args.restarts, losses=args.losses, step_fraction=frac,
-                          batch_size=args.batch_size, device=args.device, progress=not args.no_progress)
+                          batch_size=args.batch_size, device=args.device, progress=not args.no_progress,
+                          dist=_dist(args))
     print(res.table())
-    if args.json:
+    if args.json and _dist(args).is_main:
         Path(args.json).write_text(json.dumps(res.as_dict(), indent=1))
     return 0
 
@@ -201,11 +228,11 @@ def cmd_margins(args) -> int:
     print(f"checkpoint {args.checkpoint}; data {test.name} ({len(test):,} examples); {args.norm}, max_eps {args.max_eps:g}")
     res = margin_distribution(ck.model, test, norm=args.norm, max_eps=args.max_eps, steps=args.steps,
                               refine=args.refine, batch_size=args.batch_size, device=args.device,
-                              progress=not args.no_progress)
+                              progress=not args.no_progress, dist=_dist(args))
     for k, v in res.summary(tuple(args.thresholds)).items():
         print(f"{k:>10}  {v:.4f}")
     print(f"  found by  {res.found_by_counts()}")  # l2: the shorter of AN-PGD's and FMN's, per example
-    if args.json:
+    if args.json and _dist(args).is_main:
         Path(args.json).write_text(json.dumps({"margin": res.margin.tolist(), "found": res.found.tolist()}))
     return 0
 
@@ -270,13 +297,14 @@ def cmd_reproduce(args) -> int:
                         steps=args.steps, restarts=args.restarts, seed=args.seed, batch_size=args.batch_size,
                         device=args.device, margin_n=args.margin_n, margin_steps=args.margin_steps,
                         margin_max_eps=args.max_eps, peer=args.peer, peer_steps=args.peer_steps,
-                        cache_dir=args.cache_dir, base_url=args.base_url, progress=not args.no_progress, log=print)
+                        cache_dir=args.cache_dir, base_url=args.base_url, progress=not args.no_progress, log=print,
+                        dist=_dist(args))
     except (DownloadError, ImportError) as err:
         raise CLIError(str(err)) from None
     print()
     print(rep.table(header=False))  # the header was printed before the evaluation
     for path, write in ((args.json, rep.write_json), (args.markdown, rep.write_markdown), (args.plot, rep.save_plot)):
-        if path:
+        if path and _dist(args).is_main:
             print(f"wrote {write(path)}")
     return 0
 
@@ -331,6 +359,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "a few percent; the bisection and training stay fp32). Default fp32")
     s.add_argument("--root", default="data", help="dataset folder for --data full (default: data)")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    s.add_argument("--sync-bn", action="store_true",
+                   help="under torchrun on GPUs: batch norm normalizes with the whole global batch (SyncBatchNorm); "
+                        "default off, as the reference trains on one GPU")
     s.set_defaults(func=cmd_train)
 
     for name, helptext in (("evaluate", "robust accuracy of a checkpoint under whitebox PGD"),
@@ -407,22 +438,40 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+# Commands that share their work over the processes torchrun starts (``torchrun ... -m mma_edu COMMAND``).
+DISTRIBUTED_COMMANDS = ("train", "evaluate", "margins", "reproduce")
+
+
 def main(argv: list[str] | None = None) -> int:
+    import contextlib
+
+    from . import distributed
     from .checkpoint import CheckpointError
     from .data import DatasetNotFoundError
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    dist = distributed.single()
+    where = ""
     try:
-        return args.func(args)
+        if args.command in DISTRIBUTED_COMMANDS:
+            dist = distributed.init_from_env(getattr(args, "device", "auto"))
+            where = f" [rank {dist.rank} of {dist.world}]" if dist.active else ""
+        args.dist = dist
+        # Only rank 0 prints (and writes files); every rank's errors still reach stderr.
+        quiet = contextlib.redirect_stdout(open(os.devnull, "w")) if not dist.is_main else contextlib.nullcontext()
+        with quiet:
+            return args.func(args)
     except (CLIError, ValueError, CheckpointError, DatasetNotFoundError, FileNotFoundError, PermissionError) as err:
         # One line, no traceback: the message says what is wrong and what is valid.
         text = " ".join(line.strip() for line in str(err).splitlines() if line.strip())
-        print(f"mma-edu {args.command}: error: {text}", file=sys.stderr)
+        print(f"mma-edu {args.command}{where}: error: {text}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"mma-edu {args.command}: interrupted", file=sys.stderr)
+        print(f"mma-edu {args.command}{where}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        distributed.shutdown(dist)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ from .losses import get_loss, is_correct
 from .margins import MarginResult, UnbrokenWarning, estimate_margins
 from .presets import eps_label, eval_step_fraction
 from .speed import as_layout, channels_last_model, use_channels_last
-from .device import resolve_device
+from .distributed import Dist, as_dist
 
 
 @dataclass
@@ -164,6 +164,7 @@ def robust_accuracy(
     skip_broken: bool = True,
     progress: bool = True,
     channels_last: bool | None = None,
+    dist: Dist | None = None,
 ) -> RobustAccuracy:
     """Whitebox PGD robust accuracy at each ε of ``eps_list`` (the paper's protocol by default).
 
@@ -183,6 +184,11 @@ def robust_accuracy(
         seed: fixes the random starts (the caller's RNG stream is left as it was).
         channels_last: attack in channels-last layout (faster convolutions; see
             :mod:`mma_edu.speed`); None (default) turns it on for conv nets.
+        dist: several processes (:mod:`mma_edu.distributed`): the batches are dealt round-robin
+            to the ranks and the per-example results combined; every rank returns the whole,
+            bitwise the single-process result (a rank replays the random draws of the others'
+            batches, attacking none of their examples, so each batch sees the single process's
+            random stream). None: one process.
 
     Returns:
         :class:`RobustAccuracy` with per-ε accuracy, AvgRobAcc, AvgAcc and the
@@ -197,43 +203,48 @@ def robust_accuracy(
     if step_fraction is None:
         step_fraction = default_step_fraction(data, norm, steps, dataset=dataset)
     check_positive(step_fraction, "step_fraction")
-    dev = resolve_device(device)
+    dist = as_dist(dist)
+    dev = dist.resolve_device(device)
     model.to(dev)
     n = len(data)
     robust = torch.zeros(n, len(eps), dtype=torch.bool)
     clean = torch.zeros(n, dtype=torch.bool)
     bar = None
-    if progress:
+    if progress and dist.is_main:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=n * len(eps), desc=f"PGD {norm}", unit="ex·eps")
+        owned = sum(min(batch_size, n - i) for b, i in enumerate(range(0, n, batch_size)) if dist.owns(b))
+        bar = tqdm(total=owned * len(eps), desc=f"PGD {norm}", unit="ex·eps")
     was = model.training
     model.eval()
     cl = use_channels_last(model, channels_last, data.x)
     try:
         with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []), channels_last_model(model, cl):
             torch.manual_seed(seed)
-            for i in range(0, n, batch_size):
+            for b, i in enumerate(range(0, n, batch_size)):
                 x = as_layout(data.x[i : i + batch_size].to(dev), cl)
                 y = data.y[i : i + batch_size].to(dev)
+                mine = dist.owns(b)
                 with torch.no_grad():
-                    alive = is_correct(model(x), y)
+                    alive = is_correct(model(x), y) if mine else torch.zeros(len(x), dtype=torch.bool, device=dev)
                 clean[i : i + len(x)] = alive.cpu()
                 for k, e in enumerate(eps):
+                    # Another rank's batch: replay its random draws only (every example skipped).
                     _, lm = pgd_with_margin(
                         model, x, y, e, norm=norm, steps=steps, step_size=step_fraction * e, loss=plan,
                         restarts=len(plan), clip=clip, skip_broken=skip_broken,
-                        skip=~alive if skip_broken else None,
+                        skip=(~alive if skip_broken else None) if mine else torch.ones_like(alive),
                     )
                     # Broken at a smaller ε means broken here too.
                     alive = alive & (lm < 0)
                     robust[i : i + len(x), k] = alive.cpu()
-                    if bar is not None:
+                    if bar is not None and mine:
                         bar.update(len(x))
     finally:
         model.train(was)
         if bar is not None:
             bar.close()
+    clean, robust = dist.combine_disjoint(clean), dist.combine_disjoint(robust)
     return RobustAccuracy(norm=norm, eps=eps, clean=clean.float().mean().item(),
                           accuracy=robust.float().mean(0).tolist(), robust=robust, step_fraction=step_fraction)
 
@@ -255,6 +266,7 @@ def margin_distribution(
     progress: bool = True,
     method: str | None = None,
     fmn_steps: int = 100,
+    dist: Dist | None = None,
 ) -> MarginResult:
     """Per-example margin estimates (:func:`mma_edu.margins.estimate_margins`) over a dataset.
 
@@ -266,37 +278,55 @@ def margin_distribution(
     :class:`~mma_edu.margins.UnbrokenWarning` and show in the result's repr.
 
     ``result.summary((0.1, 0.2))`` gives mean, median, quartiles and the
-    fraction of examples with margin above each threshold.
+    fraction of examples with margin above each threshold. ``dist``: several
+    processes share the batches, as in :func:`robust_accuracy` (bitwise the
+    single-process result on every rank).
     """
     norms.check_norm(norm)
     if method is None:
         method = "best" if norm == "l2" else "anpgd"
     check_dataset(data)
     check_count(batch_size, "batch_size", 1)
-    dev = resolve_device(device)
+    dist = as_dist(dist)
+    dev = dist.resolve_device(device)
     model.to(dev)
-    parts: list[MarginResult] = []
+    n = len(data)
+    margin = torch.zeros(n, dtype=data.x.dtype)
+    found = torch.zeros(n, dtype=torch.bool)
+    x_adv = torch.zeros_like(data.x)
+    found_by = torch.zeros(n, dtype=torch.int32)  # int8 once combined (all-reduce backends differ on int8)
     bar = None
-    if progress:
+    if progress and dist.is_main:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(data), desc=f"margins {norm}", unit="ex")
+        owned = sum(min(batch_size, n - i) for b, i in enumerate(range(0, n, batch_size)) if dist.owns(b))
+        bar = tqdm(total=owned, desc=f"margins {norm}", unit="ex")
     try:
         with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
             torch.manual_seed(seed)
-            for i in range(0, len(data), batch_size):
+            for b, i in enumerate(range(0, n, batch_size)):
                 x, y = data.x[i : i + batch_size].to(dev), data.y[i : i + batch_size].to(dev)
+                if not dist.owns(b):
+                    # Another rank's batch: the same search without PGD or bisection steps draws the
+                    # same random starts (their number depends only on which examples are correct).
+                    # FMN draws its restarts' random starts once per restart, whatever its step count: one step replays them.
+                    estimate_margins(model, x, y, norm=norm, max_eps=max_eps, steps=0, search_steps=0,
+                                     restarts=restarts, refine=refine, clip=clip, method=method, fmn_steps=1)
+                    continue
                 r = estimate_margins(model, x, y, norm=norm, max_eps=max_eps, steps=steps, search_steps=search_steps,
                                      restarts=restarts, refine=refine, clip=clip, method=method, fmn_steps=fmn_steps)
-                parts.append(r.to("cpu"))
+                margin[i : i + len(x)], found[i : i + len(x)], x_adv[i : i + len(x)] = (
+                    r.margin.cpu(), r.found.cpu(), r.x_adv.cpu())
+                found_by[i : i + len(x)] = r.found_by.cpu().to(torch.int32)
                 if bar is not None:
                     bar.update(len(x))
     finally:
         if bar is not None:
             bar.close()
-    result = MarginResult.cat(parts)
+    result = MarginResult(dist.combine_disjoint(margin), dist.combine_disjoint(found), dist.combine_disjoint(x_adv),
+                          found_by=dist.combine_disjoint(found_by).to(torch.int8), max_eps=float(max_eps))
     unbroken = int(result.unbroken.sum())
-    if unbroken:
+    if unbroken and dist.is_main:
         warnings.warn(f"{unbroken} of {len(data)} examples were not broken below max_eps={max_eps:g}: their margins "
                       "are reported as max_eps but are unknown; raise max_eps or use "
                       "mma_edu.margins.widen_until_broken", UnbrokenWarning, stacklevel=2)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -83,18 +84,26 @@ def deferred_signals() -> Iterator[None]:
 
 
 class GracefulStop:
-    """Context manager: the first SIGINT/SIGTERM sets :attr:`signum`; a second SIGINT raises at once."""
+    """Context manager: the first SIGINT/SIGTERM sets :attr:`signum`; a second SIGINT raises at once.
 
-    def __init__(self) -> None:
+    ``duplicate_window`` > 0: a second SIGINT within that many seconds of the first counts as the same
+    Ctrl-C (under torchrun a worker gets one from the terminal and one passed on by torchrun).
+    """
+
+    def __init__(self, duplicate_window: float = 0.0) -> None:
         self.signum: int | None = None
         self._previous: dict = {}
         self.active = False
+        self.duplicate_window = duplicate_window
+        self._first = 0.0
 
     def _handler(self, signum, frame) -> None:
         if self.signum is not None and signum == signal.SIGINT:
+            if time.monotonic() - self._first < self.duplicate_window:
+                return  # the same Ctrl-C, delivered twice
             raise KeyboardInterrupt  # second Ctrl-C: abort now
         if self.signum is None:
-            self.signum = signum
+            self.signum, self._first = signum, time.monotonic()
 
     def __enter__(self) -> "GracefulStop":
         if _main_thread():

@@ -29,6 +29,7 @@ from typing import Any, Callable
 import torch
 
 from .data import ArrayDataset
+from .distributed import Dist
 from .files import atomic_write
 from .evaluate import RobustAccuracy, margin_distribution, restart_plan, robust_accuracy
 from .peer import DEFAULT_STEPS as DEFAULT_PEER_STEPS
@@ -403,6 +404,7 @@ def reproduce(
     base_url: str | None = None,
     progress: bool = True,
     log: Callable[[str], Any] | None = None,
+    dist: Dist | None = None,
 ) -> Reproduction:
     """Evaluate a released model (by name) or a local checkpoint in the paper's protocol.
 
@@ -429,6 +431,9 @@ def reproduce(
         cache_dir, base_url: where released files are cached, and a mirror
             (see :func:`mma_edu.released.download_checkpoint`).
         log: called with each line of the header before the evaluation starts.
+        dist: several processes (:mod:`mma_edu.distributed`): the robust accuracy and the ℓ2
+            distances are sharded over the ranks, with the single-process numbers on every rank
+            (a ``peer`` attack runs whole on every rank).
     """
     from .checkpoint import load_checkpoint
 
@@ -456,6 +461,9 @@ def reproduce(
     target = str(model)
     if target in list_released():
         info = released_info(target)
+        if dist is not None and dist.active:  # rank 0 fetches; the others then find the verified copy
+            dist.on_main(lambda: download_checkpoint(target, cache_dir=cache_dir, base_url=base_url,
+                                                     progress=progress))
         path = download_checkpoint(target, cache_dir=cache_dir, base_url=base_url, progress=progress)
     elif Path(target).is_file():
         path = Path(target)
@@ -496,13 +504,13 @@ def reproduce(
         say(line)
     measured = robust_accuracy(ck.model, test, norm=norm, eps_list=eps, steps=steps, restarts=restarts,
                                losses=("ce", "cw"), step_fraction=frac, batch_size=batch_size, device=device,
-                               seed=seed, progress=progress)
+                               seed=seed, progress=progress, dist=dist)
     distances = peer_result = None
     if norm == "l2":
         sub = first(test, margin_n)
         top = margin_max_eps if margin_max_eps is not None else MARGIN_MAX_EPS[dataset]
         res = margin_distribution(ck.model, sub, norm="l2", max_eps=top, steps=margin_steps, batch_size=batch_size,
-                                  device=device, seed=seed, progress=progress)
+                                  device=device, seed=seed, progress=progress, dist=dist)
         # A correctly classified example always gets a length > 0 (found, or max_eps).
         # margin_distribution keeps, per image, the shorter of AN-PGD's and FMN's verified perturbations in l2.
         by = res.found_by_counts()

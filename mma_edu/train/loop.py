@@ -29,7 +29,8 @@ from torch import Tensor, nn
 from ..checkpoint import FORMAT, CheckpointError, read_checkpoint, save_checkpoint
 from ..attacks._common import check_count, check_dataset, eval_mode
 from ..data import ArrayDataset
-from ..device import resolve_device
+from ..device import resolve_device  # noqa: F401 - re-exported by mma_edu.train
+from ..distributed import Dist, as_dist, has_sync_batchnorm
 from ..files import write_json
 from ..interrupts import GracefulStop, TrainingInterrupted
 from ..losses import is_correct
@@ -127,13 +128,17 @@ def _eval_settings(method: Method, norm: str | None, max_eps: float | None) -> t
 
 
 @torch.no_grad()
-def clean_accuracy(model: nn.Module, data: ArrayDataset, device: torch.device, batch_size: int = 500) -> float:
-    """Fraction of ``data`` classified correctly (strictly: ties are errors)."""
+def clean_accuracy(model: nn.Module, data: ArrayDataset, device: torch.device, batch_size: int = 500,
+                   dist: Dist | None = None) -> float:
+    """Fraction of ``data`` classified correctly (strictly: ties are errors); ``dist``: ranks share the batches."""
+    dist = as_dist(dist)
     correct = 0
     with eval_mode(model):
-        for i in range(0, len(data), batch_size):
-            x, y = data.x[i : i + batch_size].to(device), data.y[i : i + batch_size].to(device)
-            correct += int(is_correct(model(x), y).sum())
+        for b, i in enumerate(range(0, len(data), batch_size)):
+            if dist.owns(b):
+                x, y = data.x[i : i + batch_size].to(device), data.y[i : i + batch_size].to(device)
+                correct += int(is_correct(model(x), y).sum())
+    correct = int(dist.all_reduce_sum(torch.tensor([correct])).item())
     return correct / max(len(data), 1)
 
 
@@ -148,6 +153,7 @@ def validate(
     steps: int = 20,
     clip: tuple[float, float] | None = (0.0, 1.0),
     selection: str = "estimate",
+    dist: Dist | None = None,
 ) -> dict:
     """Clean accuracy on ``data`` and, where ``norm`` and ``max_eps`` are known, the mean and
     median margin of ``size`` examples, measured as ``selection`` says:
@@ -158,25 +164,32 @@ def validate(
     - "reference": the authors' selection criterion
       (:func:`mma_edu.train.selection.reference_validation_margin`) on the first ``size`` examples.
 
-    ``out["selection"]`` records which estimator ran, on how many images, at which ε.
+    ``out["selection"]`` records which estimator ran, on how many images, at which ε. ``dist``:
+    several processes share the batches (bitwise the single-process result, on every rank).
     """
     from ..margins import estimate_margins
 
-    out: dict[str, Any] = {"val_acc": clean_accuracy(model, data, device)}
+    dist = as_dist(dist)
+    out: dict[str, Any] = {"val_acc": clean_accuracy(model, data, device, dist=dist)}
     if norm is None or max_eps is None or size == 0:
         return out
     if selection == "reference":
         sel = reference_validation_margin(model, data, norm=norm, max_eps=max_eps, size=size, clip=clip,
-                                          device=device, seed=None)
+                                          device=device, seed=None, dist=dist)
         out.update(val_margin=sel.mean, val_margin_median=sel.margins.median().item(), selection=sel.record)
     else:
         sub = data.subset(size)
-        res = estimate_margins(
-            model, sub.x.to(device), sub.y.to(device), norm=norm, max_eps=max_eps, steps=steps,
-            search_steps=10, refine=0, clip=clip, batch_size=500,
-        )
-        out["val_margin"] = res.margin.mean().item()
-        out["val_margin_median"] = res.margin.median().item()
+        margin = torch.zeros(len(sub), dtype=sub.x.dtype)
+        for b, i in enumerate(range(0, len(sub), 500)):
+            x, y = sub.x[i : i + 500].to(device), sub.y[i : i + 500].to(device)
+            if not dist.owns(b):  # another rank's batch: its random draws only (no PGD or bisection steps)
+                estimate_margins(model, x, y, norm=norm, max_eps=max_eps, steps=0, search_steps=0, refine=0, clip=clip)
+                continue
+            margin[i : i + len(x)] = estimate_margins(model, x, y, norm=norm, max_eps=max_eps, steps=steps,
+                                                      search_steps=10, refine=0, clip=clip).margin.cpu()
+        margin = dist.combine_disjoint(margin)
+        out["val_margin"] = margin.mean().item()
+        out["val_margin_median"] = margin.median().item()
         out["selection"] = {"estimator": "estimate_margins (verified AN-PGD search, ours)", "images": len(sub),
                             "norm": norm, "max_eps": max_eps, "pgd_steps": steps, "search_steps": 10, "refine": 0}
     return out
@@ -201,24 +214,49 @@ def _epoch_order(n: int, epoch: int, seed: int) -> Tensor:
 
 
 def train_step(model: nn.Module, method: Method, optimizer: torch.optim.Optimizer, x: Tensor, y: Tensor,
-               index: Tensor) -> dict:
+               index: Tensor, dist: Dist | None = None) -> dict:
     """One training step on a batch x (N, ...), y (N,) with dataset indices ``index`` (N,).
 
     The method's loss (its attack runs inside), one backward pass, one
-    optimizer step; returns the method's statistics.
+    optimizer step; returns the method's statistics. With ``dist`` on several
+    processes, x is this rank's shard of the global batch and the gradients
+    are averaged over ranks before the step.
     """
     model.train()
     loss, stats = method.batch_loss(model, x, y, index)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    if dist is not None and dist.active:
+        # Why not DistributedDataParallel: an MMA step runs ~50 forwards (AN-PGD's PGD and bisection,
+        # the clean and the mixed pass) per backward, while DDP's hooks assume one forward per backward,
+        # and DDP re-broadcasts rank 0's buffers at every forward, which would overwrite the batch-norm
+        # statistics that bn_mode defines per rank. One all-reduce of the flattened gradients after the
+        # backward is the same arithmetic as DDP's bucketed all-reduce (sum / world): each rank's loss is
+        # its shard's mean, so the mean of the ranks' gradients is the gradient of the global batch's loss.
+        # DDP overlaps that all-reduce with the backward; here the attack's ~50 passes dwarf it.
+        dist.average_gradients(model)
     optimizer.step()
+    if dist is not None and dist.active and not has_sync_batchnorm(model):
+        # Batch norm's running statistics were updated from each rank's shard: their mean over ranks is
+        # the single process's running mean (the update is linear in the batch mean), and every rank
+        # attacks the next batch with one and the same model.
+        dist.average_buffers(model)
     return stats
+
+
+def _global_stats(stats: dict, dist: Dist) -> dict:
+    """The ranks' step statistics averaged (each a mean over an equal shard: the global batch's mean)."""
+    if not dist.active:
+        return stats
+    keys = sorted(k for k in stats if not k.startswith("_"))
+    values = dist.all_reduce_sum(torch.tensor([float(stats[k]) for k in keys], dtype=torch.float64)) / dist.world
+    return {**stats, **dict(zip(keys, values.tolist()))}
 
 
 SELECTIONS = ("estimate", "reference")
 
 # Settings that may differ between a run and its resumption; any other difference is refused.
-_MAY_CHANGE = ("steps", "device")
+_MAY_CHANGE = ("steps", "device", "world_size")
 
 
 def _plain(obj: Any) -> Any:
@@ -254,8 +292,9 @@ def _check_outputs(model: nn.Module, x: Tensor, y_max: int) -> None:
         raise ValueError(f"train_data has labels up to {y_max}, but the model has only {logits.shape[1]} outputs")
 
 
-def _say(message: str) -> None:
-    print(f"fit: {message}", flush=True)
+def _say(message: str, dist: Dist | None = None) -> None:
+    if dist is None or dist.is_main:
+        print(f"fit: {message}", flush=True)
 
 
 def fit(
@@ -287,6 +326,7 @@ def fit(
     callbacks: Iterable[Callable[[Event], None]] = (),
     meta: dict | None = None,
     channels_last: bool | None = None,
+    dist: Dist | None = None,
 ) -> History:
     """Train ``model`` on ``train_data`` with ``method`` for ``steps`` steps (or ``epochs`` epochs).
 
@@ -319,6 +359,11 @@ def fit(
         meta: extra plain data stored in checkpoints (e.g. the preset name).
         channels_last: train in channels-last memory layout (faster convolutions, same results to
             float rounding; see :mod:`mma_edu.speed`); None (default) turns it on for conv nets.
+        dist: several processes (:func:`mma_edu.distributed.init_from_env` under torchrun): each rank
+            trains on its batch_size / world rows of the same global batch, draws its random numbers
+            as the single process does, averages gradients, and holds the whole margin memory; the
+            ranks share each validation's batches; only rank 0 writes ``out`` and shows progress; a signal on any rank stops every rank after
+            the same step. None: one process.
 
     Returns:
         the :class:`History` (also in ``out/history.json``).
@@ -339,6 +384,8 @@ def fit(
     if selection not in SELECTIONS:
         raise ValueError(f"selection must be one of {SELECTIONS}, got {selection!r}")
     check_count(eval_steps, "eval_steps", 1)
+    dist = as_dist(dist)
+    rows = dist.shard(batch_size)  # this rank's rows of every global batch
     steps_per_epoch = len(train_data) // batch_size
     if (steps is None) == (epochs is None):
         raise ValueError("give exactly one of steps= and epochs=")
@@ -349,11 +396,18 @@ def fit(
     if resume and out is None:
         raise ValueError("resume=True needs out= (the folder holding last.pt)")
     out_dir = Path(out) if out is not None else None
+    if dist.active:  # ranks that disagree on the run would wait on each other forever or drift apart
+        plan = _plain([len(train_data), train_data.name, batch_size, total, seed, resume, out is not None,
+                       eval_data is not None, method.config()])
+        if any(other != plan for other in dist.all_gather_object(plan)):
+            raise ValueError("every rank must call fit with the same data, method, batch_size, steps, seed, resume, "
+                             f"out and eval_data; rank {dist.rank} has {plan!r}")
     if out_dir is not None:
-        check_run_folder(out_dir, resume=resume, overwrite=overwrite)
+        dist.on_main(lambda: check_run_folder(out_dir, resume=resume, overwrite=overwrite))
 
-    dev = resolve_device(device)
+    dev = dist.resolve_device(device)
     model.to(dev)
+    dist.broadcast_module(model)  # every rank starts from rank 0's weights
     cl = use_channels_last(model, channels_last, train_data.x)
     if cl:
         model.to(memory_format=torch.channels_last)
@@ -370,13 +424,15 @@ def fit(
         **method.config(), "batch_size": batch_size, "steps": total, "seed": seed, "lr": lr,
         "optimizer": optimizer if isinstance(optimizer, str) else type(optimizer).__name__,
         "data": train_data.name, "device": str(dev), **(meta or {}),
+        **({"world_size": dist.world} if dist.active else {}),
     })
     callbacks, meta = list(callbacks), meta or {}
-    if out_dir is not None:
+    writes = out_dir is not None and dist.is_main  # only rank 0 touches the run folder
+    if writes:
         out_dir.mkdir(parents=True, exist_ok=True)
     # The run folder is ours alone until fit returns or raises.
-    with RunLock(out_dir) if out_dir is not None else nullcontext():
-        if out_dir is not None:
+    with RunLock(out_dir) if writes else nullcontext():
+        if writes:
             remove_leftovers(out_dir)  # temp files of writes a kill -9 cut short
             if overwrite:
                 for name in (LAST, BEST, HISTORY):
@@ -384,7 +440,9 @@ def fit(
         start_step, best, best_step, pending = 0, -math.inf, None, False
         acc = _EpochStats()
         if resume:
-            ck = read_checkpoint(out_dir / LAST, map_location=dev)
+            # Rank 0 reads last.pt and sends it to the others (no shared filesystem needed).
+            ck = (dist.on_main(lambda: read_checkpoint(out_dir / LAST, map_location="cpu")) if dist.active
+                  else read_checkpoint(out_dir / LAST, map_location=dev))
             diffs = _settings_differences(ck.get("history", {}).get("config", {}), history.config)
             if diffs:
                 raise RunFolderError(f"cannot resume {str(out_dir)!r}: the saved run has other settings: "
@@ -399,17 +457,28 @@ def fit(
             history.epochs = [e for e in prev.epochs if not e.get("partial")]
             history.step_loss = prev.step_loss[:start_step]
             acc = _EpochStats(ck.get("accum"))
-            _set_rng_state(ck["rng"])
+            saved_world = int(ck.get("world_size", 1))
+            same_world = saved_world == dist.world
+            _set_rng_state(ck["rng_ranks"][dist.rank] if same_world and "rng_ranks" in ck else ck["rng"])
+            if not same_world and start_step < total:
+                _say(f"warning: the run in {out_dir} was trained on {saved_world} process(es), this one has "
+                     f"{dist.world}: it continues with the same global batches and random draws, but each rank's "
+                     "share of every batch changes (and with it batch-norm statistics without --sync-bn, and "
+                     "float rounding), so it is not bitwise the run the old world size would have made", dist)
             if start_step >= total:
                 history.config["steps"] = start_step
                 _say(f"the run in {out_dir} is already complete: it stopped at step {start_step:,} and "
-                     f"{total:,} were asked for; nothing to do (ask for more steps to continue it)")
+                     f"{total:,} were asked for; nothing to do (ask for more steps to continue it)", dist)
                 model.eval()
                 return history
         else:
             torch.manual_seed(seed)
 
         def checkpoint(path: Path, step: int, epoch_end_pending: bool = False) -> None:
+            # Collective on several processes: every rank's RNG state goes into rank 0's file.
+            rng_ranks = dist.all_gather_object(_rng_state()) if dist.active else None
+            if not dist.is_main:
+                return
             save_checkpoint(path, {
                 "format": FORMAT, "model_name": spec.get("name"), "model_kwargs": spec.get("kwargs", {}),
                 "epoch": step // steps_per_epoch, "step": step, "model": model.state_dict(),
@@ -417,17 +486,18 @@ def fit(
                 "rng": _rng_state(), "history": history.to_dict(), "accum": acc.state(), "best": best,
                 "best_step": best_step, "epoch_end_pending": epoch_end_pending,
                 "data": train_data.name, "meta": meta,
+                **({"world_size": dist.world, "rng_ranks": rng_ranks} if dist.active else {}),
             })
 
         if resume and best_step is not None:
-            problem = _best_problem(out_dir / BEST, best_step)
+            problem = dist.on_main(lambda: _best_problem(out_dir / BEST, best_step))
             if problem and best_step == start_step:
                 checkpoint(out_dir / BEST, start_step, pending)  # last.pt holds that very state
-                _say(f"best.pt was {problem}: rebuilt it from last.pt (step {start_step:,})")
+                _say(f"best.pt was {problem}: rebuilt it from last.pt (step {start_step:,})", dist)
             elif problem:
                 _say(f"best.pt is {problem} and cannot be rebuilt: last.pt holds step {start_step:,}, the best "
                      f"validation was at step {best_step:,}; best.pt is written again when a later epoch beats "
-                     f"{best:.4g}")
+                     f"{best:.4g}", dist)
 
         epoch_done = -1 if pending else start_step  # the last step whose epoch-end bookkeeping is complete
 
@@ -442,7 +512,7 @@ def fit(
                 with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
                     torch.manual_seed(seed)
                     rec.update(validate(model, eval_data, dev, norm=eval_norm, max_eps=eval_max_eps, size=eval_size,
-                                        steps=eval_steps, clip=clip, selection=selection))
+                                        steps=eval_steps, clip=clip, selection=selection, dist=dist))
             history.epochs = [e for e in history.epochs if not e.get("partial") and e["step"] != step] + [rec]
             score = rec.get("val_margin", rec.get("val_acc"))
             improved = score is not None and score > best
@@ -454,7 +524,8 @@ def fit(
                 if improved:
                     checkpoint(out_dir / BEST, step)  # before last.pt, which names it
                 checkpoint(out_dir / LAST, step)
-                history.save_json(out_dir / HISTORY)
+                if dist.is_main:
+                    history.save_json(out_dir / HISTORY)
             for cb in callbacks:
                 cb(Event("epoch", step, epoch, rec, history))
 
@@ -463,22 +534,33 @@ def fit(
                 return None
             boundary = step % steps_per_epoch == 0 and step > 0
             checkpoint(out_dir / LAST, step, epoch_end_pending=boundary and epoch_done != step)
-            history.save_json(out_dir / HISTORY)
+            if dist.is_main:
+                history.save_json(out_dir / HISTORY)
             return out_dir / LAST
 
         bar = None
-        if progress and start_step < total:
+        if progress and start_step < total and dist.is_main:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=total, initial=start_step, desc=method.name, unit="step")
         step, in_step = start_step, False
-        stop = GracefulStop()
+        # torchrun passes a Ctrl-C on to its workers, which the terminal has already sent them: on several
+        # processes a second SIGINT within a second is that same Ctrl-C, not a request to abort.
+        stop = GracefulStop(duplicate_window=1.0 if dist.active else 0.0)
+
+        def stop_signal() -> int | None:
+            """The signal to stop on: as it arrived, or on several processes the one any rank received,
+            agreed by all at the same step (a collective), so that every rank stops after the same step."""
+            return stop.signum if not dist.active else (dist.max_int(stop.signum or 0) or None)
+
+        halt = None
+        method.dist = dist if dist.active else None
         try:
             with stop:
                 if pending:
                     end_epoch(start_step, partial=False)
                 order = None
-                while step < total and stop.signum is None:
+                while step < total and (halt := stop_signal()) is None:
                     epoch, k = divmod(step, steps_per_epoch)
                     if order is None or k == 0:
                         order = _epoch_order(len(train_data), epoch, seed).to(dev)
@@ -486,12 +568,12 @@ def fit(
                     in_step = True
                     x, y = X[idx], Y[idx]
                     if augment is not None:
-                        x = augment(x)
-                    x = as_layout(x, cl)
+                        x = augment(x)  # the whole global batch on every rank: the single process's draws
+                    x, y, idx = as_layout(x[rows], cl), y[rows], idx[rows]
                     if lr_schedule is not None:
                         set_lr(opt, lr_schedule(step))
                     t0 = time.perf_counter()
-                    stats = train_step(model, method, opt, x, y, idx)
+                    stats = _global_stats(train_step(model, method, opt, x, y, idx, dist), dist)
                     step += 1
                     acc.add(stats, time.perf_counter() - t0)
                     history.step_loss.append(stats["loss"])
@@ -505,8 +587,8 @@ def fit(
                         cb(Event("step", step, epoch, public, history))
                     if step % steps_per_epoch == 0:
                         end_epoch(step, partial=False)
-                if stop.signum is not None and step < total:
-                    raise TrainingInterrupted(stop.signum, step, save_last(step))
+                if halt is not None and step < total:
+                    raise TrainingInterrupted(halt, step, save_last(step))
                 if step % steps_per_epoch and step > start_step:
                     end_epoch(step, partial=True)
         except TrainingInterrupted:
@@ -514,10 +596,12 @@ def fit(
         except KeyboardInterrupt as err:
             # A KeyboardInterrupt from a callback, a second Ctrl-C, or outside the main thread. Between
             # steps the state is consistent and is saved; inside a step it is half-updated and is not.
-            if in_step:
+            # On several processes the other ranks know nothing of it: saving (a collective) would hang.
+            if in_step or dist.active:
                 raise
             raise TrainingInterrupted(signal.SIGINT, step, save_last(step)) from err
         finally:
+            method.dist = None
             if bar is not None:
                 bar.close()
         model.eval()

@@ -16,6 +16,7 @@ per-example state (MMA's margin memory) expose ``state_dict`` /
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
@@ -35,17 +36,32 @@ from ..attacks._common import (
 from ..losses import cross_entropy, get_loss, is_correct, soft_logit_margin
 from ..speed import check_precision
 
+if TYPE_CHECKING:
+    from ..distributed import Dist
+
 
 class Method:
-    """Base class: a training objective with optional per-example state."""
+    """Base class: a training objective with optional per-example state.
+
+    ``dist`` is set by ``fit`` while it trains on several processes (:mod:`mma_edu.distributed`):
+    each rank then sees its shard of the global batch, draws its random starts as the single process
+    would (:meth:`~mma_edu.distributed.Dist.random_in_ball`) and shares per-example state.
+    """
 
     name = "method"
+    dist: "Dist | None" = None
 
     def setup(self, num_examples: int, device: torch.device) -> None:
         """Called once by the trainer with the training-set size."""
 
     def batch_loss(self, model: nn.Module, x: Tensor, y: Tensor, index: Tensor) -> tuple[Tensor, dict]:
         raise NotImplementedError
+
+    def _random_in_ball(self, like: Tensor, eps: Tensor) -> Tensor:
+        """Random starts (m, ...): drawn here, or for the whole global batch when training on several processes."""
+        if self.dist is not None:
+            return self.dist.random_in_ball(like, eps, self.norm)  # type: ignore[attr-defined]
+        return norms.random_in_ball(like, eps, self.norm)  # type: ignore[attr-defined]
 
     def state_dict(self) -> dict:
         return {}
@@ -142,7 +158,7 @@ class PGDAT(Method):
         with eval_mode(model):
             x_adv = perturb(
                 model, x, y, eps, norm=self.norm, steps=self.steps, step_size=step, loss_fn=get_loss(self.loss),
-                clip=self.clip, delta_init=norms.random_in_ball(x, eps, self.norm),
+                clip=self.clip, delta_init=self._random_in_ball(x, eps),
             )
         logits_adv = model(x_adv)
         loss = cross_entropy(logits_adv, y, self.label_smoothing).mean()
@@ -254,6 +270,16 @@ class MMA(Method):
             self.margins = torch.full((num_examples,), float(self.mineps))
         self.margins = self.margins.to(device)
 
+    def _join_search(self, model: nn.Module, pos: Tensor) -> bool:
+        """Whether a rank with no S⁺ example must still run AN-PGD (on an empty batch): with SyncBatchNorm
+        and bn_mode "reference" the search's train-mode forwards synchronize batch norm over the ranks,
+        so every rank makes them while any rank has S⁺ examples (SyncBatchNorm takes empty inputs)."""
+        from ..distributed import has_sync_batchnorm
+
+        if self.dist is None or self.bn_mode != "reference" or not has_sync_batchnorm(model):
+            return False
+        return int(self.dist.all_reduce_sum(torch.tensor([pos.numel()], device=pos.device)).item()) > 0
+
     def state_dict(self):
         return {"margins": self.margins.detach().cpu().clone()} if self.margins is not None else {}
 
@@ -269,19 +295,25 @@ class MMA(Method):
         positive = soft_logit_margin(logits.detach(), y) < 0  # S⁺: p_y > 1/2
         eps_hat = torch.zeros(n, dtype=x.dtype, device=x.device)
         x_mix = x.clone()
-        if positive.any():
-            pos = torch.nonzero(positive).squeeze(1)
-            eps_prev = self.margins[index[pos]].to(x.dtype).clamp(min=self.mineps, max=self.max_eps)
+        pos = torch.nonzero(positive).squeeze(1)
+        eps_prev = self.margins[index[pos]].to(x.dtype).clamp(min=self.mineps, max=self.max_eps)
+        # On several processes every rank joins the draw of the global batch's starts, even with no S⁺ of its own.
+        start = self._random_in_ball(x[pos], eps_prev) if self.dist is not None else None
+        join = self._join_search(model, pos)  # a collective where it applies: every rank asks
+        if pos.numel() or join:
             res = anpgd(
                 model, x[pos], y[pos], eps_prev, norm=self.norm, max_eps=self.max_eps, steps=self.steps,
                 search_steps=self.search_steps, step_scale=self.step_scale, loss="slm", clip=self.clip,
-                precision=self.precision, bn_mode=self.bn_mode,
+                precision=self.precision, bn_mode=self.bn_mode, start=start,
             )
             # res.x_adv is x + ε̂·u clipped to the box; the reference trains on the unclipped point.
             x_mix[pos] = res.x_adv if self.clip_training_point else (
                 x[pos] + norms.per_example(res.eps, x[pos]) * res.direction)
             eps_hat[pos] = res.eps
-        self.margins[index] = eps_hat.to(self.margins.dtype)
+        # The memory is global: every rank stores every rank's (index, ε̂) of this step.
+        all_index = self.dist.all_gather_rows(index) if self.dist is not None else index
+        all_eps_hat = self.dist.all_gather_rows(eps_hat) if self.dist is not None else eps_hat
+        self.margins[all_index] = all_eps_hat.to(self.margins.dtype)
         ce_mix = cross_entropy(model(x_mix), y)
         active = ~positive | (eps_hat < self.d_max)  # hinge: margins past d_max add nothing
         loss_mma = (ce_mix * active).sum() / n
@@ -292,7 +324,7 @@ class MMA(Method):
             "clean_acc": is_correct(logits, y).float().mean().item(),
             "margin": eps_hat.mean().item(),  # average margin over the batch (0 for S⁻)
             "hinge_dropped": (positive & ~active).float().mean().item(),
-            "_margins": eps_hat.detach(),
+            "_margins": all_eps_hat.detach(),  # the global batch's
         }
         return loss, stats
 

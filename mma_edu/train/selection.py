@@ -50,6 +50,7 @@ from ..attacks._common import (
 from ..data import FAMILIES, ArrayDataset, dataset_family
 from ..losses import logit_margin, soft_logit_margin
 from ..device import resolve_device
+from ..distributed import Dist, as_dist
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,7 @@ def reference_validation_margin(
     clip: Clip = (0.0, 1.0),
     device: str | torch.device = "auto",
     seed: int | None = 0,
+    dist: Dist | None = None,
 ) -> ValidationMargin:
     """The reference's model-selection score: the mean test-time AN-PGD margin estimate over ``data``.
 
@@ -142,6 +144,8 @@ def reference_validation_margin(
         device: "auto", "cpu", "cuda", ...
         seed: fixes the PGD random starts (the caller's RNG stream is left as
             it was); None draws from the caller's stream.
+        dist: several processes (:mod:`mma_edu.distributed`): batches dealt round-robin, the
+            margins combined; bitwise the single-process result on every rank.
 
     Returns:
         :class:`ValidationMargin` — ``mean``, ``margins`` (N,) and ``record``
@@ -173,21 +177,26 @@ def reference_validation_margin(
     if size is not None:
         check_count(size, "size", 1)
     n = len(data) if size is None else min(size, len(data))
-    dev = resolve_device(device)
+    dist = as_dist(dist)
+    dev = dist.resolve_device(device)
     model.to(dev)
-    parts: list[Tensor] = []
+    margins = torch.zeros(n, dtype=data.x.dtype)
     with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else [], enabled=seed is not None):
         if seed is not None:
             torch.manual_seed(seed)
         with eval_mode(model), torch.no_grad():
-            for i in range(0, n, batch_size):
+            for b, i in enumerate(range(0, n, batch_size)):
                 x = data.x[i : min(i + batch_size, n)].to(dev)
                 y = data.y[i : min(i + batch_size, n)].to(dev)
                 check_batch(x, y, clip)
+                if not dist.owns(b):  # another rank's batch: only its one random draw, for the stream
+                    norms.random_in_ball(x, as_per_example(setting.eps, x, "eps", positive=True), norm)
+                    continue
                 check_labels(model(x[:1]), y[:1])
-                parts.append(_search_batch(model, x, y, norm=norm, setting=setting, max_eps=max_eps,
-                                           search_steps=search_steps, clip=clip, check_start=check_start).cpu())
-    margins = torch.cat(parts) if parts else torch.zeros(0)
+                margins[i : i + len(x)] = _search_batch(
+                    model, x, y, norm=norm, setting=setting, max_eps=max_eps, search_steps=search_steps, clip=clip,
+                    check_start=check_start).cpu()
+    margins = dist.combine_disjoint(margins)
     record = {
         "estimator": "reference", "images": n, "dataset": family, "norm": norm, "eps": setting.eps,
         "step_size": setting.step_size, "pgd_steps": setting.pgd_steps, "pgd_loss": "slm", "search_loss": "lm",
