@@ -157,8 +157,12 @@ def main(root: Path) -> None:
                          device="cpu", progress=False, dist=dist)
     md = margin_distribution(model, TEST, norm="linf", max_eps=0.5, steps=3, search_steps=4, refine=1,
                              batch_size=20, device="cpu", progress=False, dist=dist)
+    # l2 margins: "best" by default, AN-PGD and FMN (two restarts: FMN's second start is random).
+    md2 = margin_distribution(model, TEST, norm="l2", max_eps=3.0, steps=3, search_steps=4, restarts=2, fmn_steps=5,
+                              batch_size=20, device="cpu", progress=False, dist=dist)
     res["eval"] = {"robust": ra.robust, "clean": ra.clean, "accuracy": ra.accuracy, "margin": md.margin,
-                   "found": md.found, "x_adv": md.x_adv}
+                   "found": md.found, "x_adv": md.x_adv, "l2_margin": md2.margin, "l2_found_by": md2.found_by,
+                   "l2_x_adv": md2.x_adv}
     # Validation (fit's model selection), sharded the same way: two batches of 500, three of 8.
     with torch.random.fork_rng():
         torch.manual_seed(0)

@@ -139,8 +139,11 @@ def test_resume_with_another_world_size_warns_and_continues(runs, tmp_path, caps
 @pytest.mark.slow
 def test_sharded_evaluation_and_validation_are_bitwise_the_single_process_ones(runs):
     _, one, two, *_ = runs
-    for key in ("robust", "margin", "found", "x_adv"):
+    for key in ("robust", "margin", "found", "x_adv", "l2_margin", "l2_found_by", "l2_x_adv"):
         assert torch.equal(one["eval"][key], two["eval"][key]), key
+    # ℓ2 "best" really mixed both estimators (so FMN's random restarts were replayed on the other rank).
+    by = one["eval"]["l2_found_by"].tolist()
+    assert by.count(2) > 0 and by.count(3) > 0, by
     assert one["eval"]["accuracy"] == two["eval"]["accuracy"] and one["eval"]["clean"] == two["eval"]["clean"]
     assert 0 < one["eval"]["clean"] < 1 and one["eval"]["found"].any()  # a real mix of outcomes
     assert two["eval_same_on_every_rank"]
