@@ -1,10 +1,14 @@
 """Course helpers the notebooks call instead of carrying boilerplate.
 
 - :mod:`mma_edu.course.records` — ``record`` / ``check`` headline numbers and claims; ``read_records`` in tests.
+- :mod:`mma_edu.course.settings` — ``settings(profile, notebook, dry_run=..., device=...)``: each notebook's
+  per-profile settings, device, threads, CIFAR10-or-stand-in data, and the dry run of the paper profile.
 
 ``from mma_edu import course; course.record(...)`` keeps working: the record API is re-exported here.
 """
 
-from .records import MIME, check, read_records, record, records
+from .records import MIME, check, read_records, record, records, set_dry_run
+from .settings import PROFILES, Settings, settings
 
-__all__ = ["MIME", "check", "read_records", "record", "records"]
+__all__ = ["MIME", "PROFILES", "Settings", "check", "read_records", "record", "records", "set_dry_run",
+           "settings"]
