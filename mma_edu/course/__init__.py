@@ -8,7 +8,7 @@
 """
 
 from .records import MIME, check, read_records, record, records, set_dry_run
-from .settings import PROFILES, Settings, settings
+from .settings import PROFILES, Settings, run_summary, settings
 
-__all__ = ["MIME", "PROFILES", "Settings", "check", "read_records", "record", "records", "set_dry_run",
-           "settings"]
+__all__ = ["MIME", "PROFILES", "Settings", "check", "read_records", "record", "records", "run_summary",
+           "set_dry_run", "settings"]

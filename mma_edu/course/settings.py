@@ -158,6 +158,19 @@ class Settings(Mapping):
         """Examples per evaluation batch: 500 (the library's default), or the dry run's (so it runs two)."""
         return 500 if self.dry_run is None else self.dry_run.eval_batch_size(500)
 
+    @property
+    def attack_precision(self) -> str:
+        """Precision of AN-PGD's PGD iterations in MMA runs: "bf16" in the paper profile on CUDA — the mixed
+        precision the library offers (:mod:`mma_edu.speed`; margins within a few percent, the bisection and the
+        training stay float32) — else "fp32"."""
+        return "bf16" if self.profile == "paper" and self.device.type == "cuda" else "fp32"
+
+    def method_of(self, preset):
+        """``preset.method()``, with :attr:`attack_precision` for MMA/OMMA presets."""
+        if preset.method_kind in ("mma", "omma"):
+            return preset.method(precision=self.attack_precision)
+        return preset.method()
+
     def batch_of(self, batch_size: int) -> int:
         """A run's training batch: ``batch_size`` (a dry run keeps it unless its opt-in batch cap is set)."""
         return batch_size if self.dry_run is None else self.dry_run.train_batch(batch_size)
@@ -256,3 +269,12 @@ def settings(profile: str, notebook: str | int, *, dry_run: Any = False, device:
         torch.set_num_threads(1)
         notes.append("one CPU thread: this notebook's models are tiny, and threads would wait on each other")
     return Settings(key, profile, values, dev, dry, capped, notes)
+
+
+def run_summary(model: torch.nn.Module, history) -> dict[str, Any]:
+    """What a training run was, as plain data for ``course.record``: the model's parameter count, the run's
+    settings (``history.config``) and, per epoch, its step, validation accuracy and margin, which estimator
+    selected, and whether the epoch was cut short (a dry run validates at its last step)."""
+    keys = ("step", "val_acc", "val_margin", "selection", "partial")
+    return {"parameters": sum(p.numel() for p in model.parameters()), **history.config,
+            "epochs": [{k: e.get(k) for k in keys} for e in history.epochs]}
