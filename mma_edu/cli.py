@@ -64,6 +64,8 @@ def _resume_command(args) -> str:
         parts.append(f"--steps {args.steps}")
     parts += [f"--{k.replace('_', '-')} {getattr(args, k)}" for k, default in TRAIN_DEFAULTS.items()
               if getattr(args, k) != default]
+    if getattr(args, "dry_run", False):
+        parts.append("--dry-run" + ("" if args.dry_run is True else f" {args.dry_run}"))
     return " ".join(parts)
 
 
