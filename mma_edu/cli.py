@@ -77,6 +77,8 @@ def _resume_command(args) -> str:
               if getattr(args, k) != default]
     if getattr(args, "sync_bn", False):
         parts.append("--sync-bn")
+    if getattr(args, "dry_run", False):
+        parts.append("--dry-run" + ("" if args.dry_run is True else f" {args.dry_run}"))
     return " ".join(parts)
 
 
@@ -100,9 +102,12 @@ def cmd_train(args) -> int:
         raise CLIError(f"--precision {args.precision} applies to MMA/OMMA presets only, not {preset.name}")
     dist = _dist(args)
     device = dist.resolve_device(args.device)  # a device this machine lacks fails here, not after loading data
-    args.out = args.out or f"runs/{preset.name}"
+    dry = _dry_run(args)
+    args.out = args.out or (f"runs/dry-run/{preset.name}" if dry else f"runs/{preset.name}")
     out = Path(args.out)
     steps = args.steps if args.steps is not None else preset.steps
+    steps = dry.train_steps(steps) if dry else steps
+    batch_size = dry.train_batch(preset.batch_size) if dry else preset.batch_size
 
     def check_folder() -> int:
         check_run_folder(out, resume=args.resume, overwrite=args.force)
@@ -119,6 +124,7 @@ def cmd_train(args) -> int:
     splits = _load_splits(preset.dataset, args.data, args.root)
     val = None
     n_val = 5000 if args.data == "full" else 400
+    n_val = dry.n_examples(n_val, "validation examples") if dry else n_val
     val_size = n_val if args.val_size is None else min(args.val_size, n_val)
     if val_size > 0:
         # The reference holds out the first 5,000 training images; the offline digits are stored
@@ -143,8 +149,8 @@ def cmd_train(args) -> int:
     else:
         print(f"run      {steps:,} steps -> {out}/" + (" (replacing the run there: --force)" if args.force else ""))
     if dist.active:
-        print(f"ranks    {dist.world} processes ({dist.backend}), {preset.batch_size // dist.world} examples of "
-              f"every batch of {preset.batch_size} each" + (", SyncBatchNorm" if args.sync_bn else ""))
+        print(f"ranks    {dist.world} processes ({dist.backend}), {batch_size // dist.world} examples of "
+              f"every batch of {batch_size} each" + (", SyncBatchNorm" if args.sync_bn else ""))
 
     def report(event):
         if event.kind == "epoch":
@@ -162,7 +168,7 @@ def cmd_train(args) -> int:
 
     try:
         fit(
-            model, train, method, steps=steps, batch_size=preset.batch_size, optimizer=preset.optimizer,
+            model, train, method, steps=steps, batch_size=batch_size, optimizer=preset.optimizer,
             lr=preset.lr, lr_schedule=preset.schedule, weight_decay=preset.weight_decay,
             augment=D.random_crop_flip if preset.augment else None, eval_data=val,
             eval_max_eps=preset.validation_max_eps, eval_norm=preset.eval_norm,
@@ -182,7 +188,16 @@ def cmd_train(args) -> int:
         saved_files.append(f"{out / BEST} (best mean validation margin)")
     print(f"saved    {', '.join(saved_files)}, {out / HISTORY}"
           + ("" if val is not None else " (no validation: --val-size 0, so no best.pt)"))
+    if dry:
+        print(dry.report())
     return 0
+
+
+def _dry_run(args):
+    """The command's DryRun (mma_edu.dryrun), or None without --dry-run."""
+    from .dryrun import DryRun
+
+    return DryRun.parse(getattr(args, "dry_run", False))
 
 
 def _load_for_eval(args):
@@ -206,6 +221,10 @@ def cmd_evaluate(args) -> int:
     from .evaluate import restart_plan
 
     plan = restart_plan(args.restarts, args.losses)  # checked before any data is loaded
+    dry = _dry_run(args)
+    if dry:
+        args.n, args.batch_size = dry.n_examples(args.n), dry.eval_batch_size(args.batch_size)
+        args.steps = dry.pgd_steps(args.steps)
     ck, family, test = _load_for_eval(args)
     frac = args.step_fraction if args.step_fraction is not None else eval_step_fraction(family, args.norm, args.steps)
     ran = ", ".join(f"{plan.count(name)} {name}" for name in dict.fromkeys(plan))
@@ -216,6 +235,8 @@ def cmd_evaluate(args) -> int:
                           batch_size=args.batch_size, device=args.device, progress=not args.no_progress,
                           dist=_dist(args))
     print(res.table())
+    if dry:
+        print(dry.report())
     if args.json and _dist(args).is_main:
         Path(args.json).write_text(json.dumps(res.as_dict(), indent=1))
     return 0
@@ -292,6 +313,10 @@ def cmd_reproduce(args) -> int:
     from .released import DownloadError
     from .reproduce import reproduce
 
+    dry = _dry_run(args)
+    if dry:
+        args.n, args.batch_size = dry.n_examples(args.n), dry.eval_batch_size(args.batch_size)
+        args.steps, args.margin_n = dry.pgd_steps(args.steps), dry.n_examples(args.margin_n, "l2 distance examples")
     try:
         rep = reproduce(args.model, norm=args.norm, dataset=args.dataset, data=args.data, root=args.root, n=args.n,
                         steps=args.steps, restarts=args.restarts, seed=args.seed, batch_size=args.batch_size,
@@ -303,6 +328,8 @@ def cmd_reproduce(args) -> int:
         raise CLIError(str(err)) from None
     print()
     print(rep.table(header=False))  # the header was printed before the evaluation
+    if dry:
+        print(dry.report())
     for path, write in ((args.json, rep.write_json), (args.markdown, rep.write_markdown), (args.plot, rep.save_plot)):
         if path and _dist(args).is_main:
             print(f"wrote {write(path)}")
@@ -362,6 +389,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--sync-bn", action="store_true",
                    help="under torchrun on GPUs: batch norm normalizes with the whole global batch (SyncBatchNorm); "
                         "default off, as the reference trains on one GPU")
+    s.add_argument("--dry-run", nargs="?", const=True, default=False, metavar="CAPS", help="the paper path with its real settings, capped: 2 training steps, 16 validation/test examples in "
+                        "evaluation batches of 8 (see mma_edu/dryrun.py); CAPS overrides, e.g. steps=1,batch_size=8")
     s.set_defaults(func=cmd_train)
 
     for name, helptext in (("evaluate", "robust accuracy of a checkpoint under whitebox PGD"),
@@ -385,6 +414,8 @@ def build_parser() -> argparse.ArgumentParser:
             s.add_argument("--losses", nargs="+", default=["ce", "cw"], choices=("ce", "cw", "lm", "slm"))
             s.add_argument("--step-fraction", type=_fraction, default=None,
                            help="step size over eps (default: the paper's 1/40 for MNIST linf, 1/4 otherwise, scaled by 100/steps)")
+            s.add_argument("--dry-run", nargs="?", const=True, default=False, metavar="CAPS", help="the paper path with its real settings, capped: 2 training steps, 16 validation/test examples in "
+                        "evaluation batches of 8 (see mma_edu/dryrun.py); CAPS overrides, e.g. steps=1,batch_size=8")
             s.set_defaults(func=cmd_evaluate)
         else:
             s.add_argument("--max-eps", type=_positive_float, required=True, help="upper end of the search")
@@ -433,6 +464,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", default=None, help="write the comparison to this JSON file")
     s.add_argument("--markdown", default=None, help="write the comparison as a Markdown table")
     s.add_argument("--plot", default=None, help="save a figure of both curves (PNG, PDF or SVG by suffix)")
+    s.add_argument("--dry-run", nargs="?", const=True, default=False, metavar="CAPS", help="the paper path with its real settings, capped: 2 training steps, 16 validation/test examples in "
+                        "evaluation batches of 8 (see mma_edu/dryrun.py); CAPS overrides, e.g. steps=1,batch_size=8")
     _add_released_options(s)
     s.set_defaults(func=cmd_reproduce)
     return p

@@ -309,6 +309,32 @@ def write_cifar10_fixture(root: str | os.PathLike, n_train: int = 50, n_test: in
     return folder
 
 
+MNIST_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+               "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+
+
+def write_mnist_fixture(root: str | os.PathLike, n_train: int = 300, n_test: int = 100) -> Path:
+    """Write a small MNIST in torchvision's on-disk format (``root/MNIST/raw/*-idx?-ubyte``), for tests and demos.
+
+    The images are real digits, the first ``n_train`` / ``n_test`` of :func:`mnist_offline`'s splits after a
+    fixed shuffle (so every class appears), stored as IDX files: big-endian magic 0x0803 (images, uint8,
+    3 dimensions) or 0x0801 (labels), the sizes, then the bytes. :func:`mnist` reads them back.
+    """
+    folder = Path(root) / "MNIST" / "raw"
+    folder.mkdir(parents=True, exist_ok=True)
+    offline = mnist_offline()
+    for split, ds, n in (("train", offline.train, n_train), ("test", offline.test, n_test)):
+        sub = ds.subset(n)
+        images = (sub.x[:, 0] * 255).round().to(torch.uint8).numpy()  # (n, 28, 28)
+        labels = sub.y.to(torch.uint8).numpy()
+        img_name, lab_name = MNIST_FILES[split]
+        with open(folder / img_name, "wb") as f:
+            f.write(np.array([0x0803, *images.shape], dtype=">i4").tobytes() + images.tobytes())
+        with open(folder / lab_name, "wb") as f:
+            f.write(np.array([0x0801, len(labels)], dtype=">i4").tobytes() + labels.tobytes())
+    return folder
+
+
 DATASETS = ("mnist_offline", "mnist", "cifar10")
 FAMILIES = ("mnist", "cifar10")
 

@@ -43,6 +43,7 @@ class RobustAccuracy:
     accuracy: list[float]
     robust: Tensor = field(repr=False)
     step_fraction: float | None = None  # the PGD step over ε that was used
+    protocol: dict | None = None  # what ran: {"steps", "restarts", "losses" (one per restart), "n", "batch_size"}
 
     @property
     def avg_rob_acc(self) -> float:
@@ -56,7 +57,8 @@ class RobustAccuracy:
 
     def as_dict(self) -> dict:
         return {"norm": self.norm, "eps": self.eps, "clean": self.clean, "accuracy": self.accuracy,
-                "avg_rob_acc": self.avg_rob_acc, "avg_acc": self.avg_acc, "step_fraction": self.step_fraction}
+                "avg_rob_acc": self.avg_rob_acc, "avg_acc": self.avg_acc, "step_fraction": self.step_fraction,
+                "protocol": self.protocol}
 
     @property
     def n(self) -> int:
@@ -246,7 +248,9 @@ def robust_accuracy(
             bar.close()
     clean, robust = dist.combine_disjoint(clean), dist.combine_disjoint(robust)
     return RobustAccuracy(norm=norm, eps=eps, clean=clean.float().mean().item(),
-                          accuracy=robust.float().mean(0).tolist(), robust=robust, step_fraction=step_fraction)
+                          accuracy=robust.float().mean(0).tolist(), robust=robust, step_fraction=step_fraction,
+                          protocol={"steps": steps, "restarts": len(plan), "losses": plan, "n": n,
+                                    "batch_size": batch_size})
 
 
 def margin_distribution(

@@ -32,6 +32,14 @@ from typing import Any, Iterable
 MIME = "application/vnd.mma-edu.record+json"
 
 _RECORDS: dict[str, Any] = {}
+_DRY_RUN = False  # a dry run (mma_edu.dryrun) shows and records claims but does not judge them
+
+
+def set_dry_run(on: bool) -> None:
+    """Claims are shown and recorded but never raise while ``on`` (set by ``course.settings(..., dry_run=...)``):
+    a model trained for two steps of a dry run is not expected to hold what the full run shows."""
+    global _DRY_RUN
+    _DRY_RUN = bool(on)
 
 
 def _plain(value: Any, key: str) -> Any:
@@ -99,6 +107,7 @@ def check(condition: Any, message: str, *, key: str | None = None, strict: bool 
     With ``strict`` (default) a claim that does not hold raises AssertionError
     naming it; ``strict=False`` only records it — for claims the course states
     honestly as "does not hold on this budget" (:func:`records` has the outcome).
+    In a dry run (:func:`set_dry_run`) nothing raises and the line says "not judged".
     """
     if not isinstance(message, str) or not message.strip():
         raise ValueError(f"message must be a non-empty string, got {message!r}")
@@ -107,8 +116,9 @@ def check(condition: Any, message: str, *, key: str | None = None, strict: bool 
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f"key must be a non-empty string or None, got {key!r}")
     _RECORDS[name] = held
-    _show(("holds: " if held else "does NOT hold: ") + message, {"key": name, "value": held})
-    if strict and not held:
+    prefix = "(dry run, not judged) " if _DRY_RUN else ""
+    _show(prefix + ("holds: " if held else "does NOT hold: ") + message, {"key": name, "value": held})
+    if strict and not held and not _DRY_RUN:
         raise AssertionError(f"claim does not hold: {message}")
 
 
