@@ -15,6 +15,20 @@ from mma_edu.models import MLP, Linear
 # and evaluation tests). `make test` also sets OMP_NUM_THREADS=1 for every process it starts.
 torch.set_num_threads(1)
 
+HERE = __import__("pathlib").Path(__file__).resolve().parent
+
+
+def pytest_addoption(parser):
+    parser.addoption("--browser", action="store_true",
+                     help="also collect tests/browser/ (a real Chromium; make test-browser)")
+
+
+def pytest_ignore_collect(collection_path, config):
+    # The browser suite runs only when asked, so a plain `pytest` never runs it twice beside make's own call.
+    if collection_path == HERE / "browser" and not config.getoption("--browser"):
+        return True
+    return None
+
 
 @pytest.fixture(autouse=True)
 def _seed():
