@@ -27,6 +27,8 @@ parse:
 sphinx:
   config:
     nb_output_stderr: remove
+    # widgets as their static pictures: the live view needs a kernel (and JavaScript from a CDN)
+    nb_mime_priority_overrides: [["html", "application/vnd.jupyter.widget-view+json", -1]]
     html_show_copyright: false
 """
 
@@ -64,7 +66,8 @@ def layout(notebooks: list[Path], src: Path) -> Path:
 def build(notebooks: list[Path], out: Path) -> Path:
     """Build the site into ``out``; returns the folder of its HTML (``out/html``)."""
     src = layout(notebooks, out / "src")
-    subprocess.run([sys.executable, "-m", "jupyter_book", "build", str(src), "--path-output", str(out)], check=True)
+    jb = Path(sys.executable).with_name("jupyter-book")  # the console script of this environment's jupyter-book
+    subprocess.run([str(jb), "build", str(src), "--path-output", str(out)], check=True)
     html = out / "html"
     if html.exists():
         shutil.rmtree(html)

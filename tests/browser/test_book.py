@@ -19,9 +19,11 @@ def test_book_builds_the_executed_course_into_pages_with_equations_and_figures(p
     from mma_edu import book
 
     assert "mma_edu.book" in (ROOT / "Makefile").read_text()  # what make book runs
-    for k in ("JUPYTER_PATH", "PYTHONPATH", "MPLBACKEND"):
+    for k in ("JUPYTER_PATH", "PYTHONPATH"):
         monkeypatch.setenv(k, jupyter_env[k])
+    monkeypatch.delenv("MPLBACKEND", raising=False)  # the kernel's inline backend: figures become outputs
     executed = tmp_path / "executed"
+    executed.mkdir()
     for name in NOTEBOOKS:
         pm.execute_notebook(str(ROOT / "notebooks" / name), str(executed / name), parameters={"profile": "smoke"},
                             kernel_name="mma-edu", cwd=str(ROOT / "notebooks"), progress_bar=False)
