@@ -28,7 +28,7 @@ sphinx:
   config:
     nb_output_stderr: remove
     # widgets as their static pictures: the live view needs a kernel (and JavaScript from a CDN)
-    nb_mime_priority_overrides: [["html", "application/vnd.jupyter.widget-view+json", -1]]
+    nb_mime_priority_overrides: [["*", "application/vnd.jupyter.widget-view+json", null]]
     html_show_copyright: false
 """
 
