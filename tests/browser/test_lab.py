@@ -180,7 +180,7 @@ def _interact_01(nb: Notebook, outs, r: int) -> None:
     old = nb.picture(playground)
     nb.set_slider(playground, ("-1.5", "0.5", "2")[r], nth=0)  # w1
     nb.wait_new_picture(playground, old)
-    assert "margin" in playground.inner_text()
+    assert "⟨w, x⟩ + b =" in playground.inner_text()  # the formula, with its numbers
     old = nb.picture(explorer)
     explorer.locator("button", has_text=("linf", "l2", "linf")[r]).click()
     explorer.locator("button", has_text="Train").click()
