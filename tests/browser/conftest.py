@@ -13,7 +13,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -76,10 +75,16 @@ def smoke_copy(src: Path, dst_dir: Path) -> Path:
 
 
 def pytest_collection_modifyitems(config, items):
+    import importlib.util
+
+    reason = None
     if chromium_path() is None:
-        skip = pytest.mark.skip(reason="no Chromium found (apt-get install chromium, or set MMA_EDU_CHROMIUM)")
+        reason = "no Chromium found (apt-get install chromium, or set MMA_EDU_CHROMIUM)"
+    elif importlib.util.find_spec("playwright") is None:
+        reason = "Playwright is not installed (pip install 'mma-edu[browser]')"
+    if reason:
         for item in items:
-            item.add_marker(skip)
+            item.add_marker(pytest.mark.skip(reason=reason))
 
 
 @pytest.fixture(scope="session")

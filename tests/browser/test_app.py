@@ -3,14 +3,19 @@ its controls respond."""
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 import time
+
+import pytest
 
 from .conftest import ROOT, free_port, smoke_copy, stop, wait_http
 from .test_lab import BROKEN, PICTURE_JS
 
 
+@pytest.mark.skipif(importlib.util.find_spec("voila") is None,
+                    reason="voila is not installed (pip install 'mma-edu[app]')")
 def test_app_serves_the_explorers_and_they_respond(page, jupyter_env, tmp_path):
     assert "app/explorers.ipynb" in (ROOT / "Makefile").read_text()  # what make app serves
     nb = smoke_copy(ROOT / "app" / "explorers.ipynb", tmp_path)

@@ -5,13 +5,18 @@ reach), their figures and the widgets' static pictures."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
+
+import pytest
 
 from .conftest import ROOT
 
 NOTEBOOKS = ["01_margins.ipynb", "04_anpgd.ipynb"]
 
 
+@pytest.mark.skipif(importlib.util.find_spec("jupyter_book") is None,
+                    reason="jupyter_book is not installed (pip install 'mma-edu[site]')")
 def test_book_builds_the_executed_course_into_pages_with_equations_and_figures(page, jupyter_env, tmp_path,
                                                                                 monkeypatch):
     import papermill as pm
