@@ -687,7 +687,7 @@ class TrainingDashboard(_Explorer):
     headless run keeps the final curves.
     """
 
-    def __init__(self, every: int = 5, title: str = "training", min_interval: float = 1.0):
+    def __init__(self, every: int = 5, title: str = "training", min_interval: float = 2.0):
         self.every, self.title, self.min_interval = every, title, min_interval
         self.steps: list[int] = []
         self.losses: list[float] = []
