@@ -230,3 +230,25 @@ def test_margin_memory_records_each_examples_eps_over_epochs():
 def test_train_2d_rejects_unknown_methods():
     with pytest.raises(ValueError, match="method must be one of"):
         train_2d(toy_2d("moons", 20), "trades", 0.1, "l2", epochs=1)
+
+
+@pytest.mark.slow
+def test_the_app_notebook_runs_headless(tmp_path, monkeypatch):
+    """make app's page (app/explorers.ipynb) runs top to bottom in smoke mode, each explorer with its picture
+    (the browser suite checks it in Voilà; this runs without a Chromium). About 10 s."""
+    import json
+    from pathlib import Path
+
+    import papermill as pm
+    from ipykernel.kernelspec import install
+
+    root = Path(__file__).resolve().parents[1]
+    install(kernel_name="mma-edu", display_name="mma-edu (tests)", prefix=str(tmp_path / "k"))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "k" / "share" / "jupyter"))
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    out = tmp_path / "explorers.ipynb"
+    pm.execute_notebook(str(root / "app" / "explorers.ipynb"), str(out), parameters={"profile": "smoke"},
+                        kernel_name="mma-edu", cwd=str(root / "app"), progress_bar=False, execution_timeout=300)
+    outputs = [o for c in json.loads(out.read_text())["cells"] for o in c.get("outputs", [])]
+    views = [o["data"] for o in outputs if WIDGET_MIME in o.get("data", {})]
+    assert len(views) == 4 and all(base64.b64decode(v["image/png"]).startswith(PNG) for v in views)
