@@ -14,7 +14,7 @@ LAB_SETTINGS := --LabApp.app_settings_dir=$(CURDIR)/jupyter/lab-settings
 # The browser suite (tests/browser): Playwright driving the system Chromium (apt-get install chromium).
 BROWSER_PYTEST := OMP_NUM_THREADS=1 $(PY) -m pytest --browser tests/browser
 BROWSER_SELECT ?=
-CHROMIUM := $(shell command -v chromium || command -v chromium-browser || command -v google-chrome)
+CHROMIUM := $(or $(MMA_EDU_CHROMIUM),$(shell command -v chromium || command -v chromium-browser || command -v google-chrome))
 
 .PHONY: lab test test-browser book app tour bench zoo venv clean
 
@@ -52,7 +52,7 @@ book: $(STAMP)
 
 # The widget explorers as a standalone page (Voilà), e.g. for a course lab's projector.
 app: $(STAMP)
-	$(VENV)/bin/voila app/explorers.ipynb --no-browser $(LAB_ARGS)
+	$(VENV)/bin/voila app/explorers.ipynb $(LAB_ARGS)
 
 tour: $(STAMP)
 	$(PY) -m mma_edu.tour --out build
