@@ -8,23 +8,51 @@ STAMP  := $(VENV)/.mma-edu-installed
 # Jupyter refuses to run as root unless told; containers often run as root.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 LAB_ARGS ?=
+# JupyterLab saves widget state into notebooks (jupyter/lab-settings/overrides.json), so a saved notebook
+# reopened on a fresh kernel shows its widgets' last pictures instead of "model not found".
+LAB_SETTINGS := --LabApp.app_settings_dir=$(CURDIR)/jupyter/lab-settings
+# The browser suite (tests/browser): Playwright driving the system Chromium (apt-get install chromium).
+BROWSER_PYTEST := OMP_NUM_THREADS=1 $(PY) -m pytest --browser tests/browser
+BROWSER_SELECT ?=
+CHROMIUM := $(or $(MMA_EDU_CHROMIUM),$(shell command -v chromium || command -v chromium-browser || command -v google-chrome))
 
-.PHONY: lab test tour bench zoo student venv clean
+.PHONY: lab test test-browser book app tour bench zoo student venv clean
 
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,attacks]'
+	$(PY) -m pip install --quiet -e '.[test,attacks,browser,site,app]'
 	$(PY) -m ipykernel install --user --name $(KERNEL) --display-name "Python (mma-edu)"
 	touch $(STAMP)
 
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(ROOT_FLAG) $(LAB_ARGS)
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(LAB_SETTINGS) $(ROOT_FLAG) $(LAB_ARGS)
 
+# The whole suite, then the quick part of the browser suite (about 30 s) when a Chromium is found.
 test: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) -m pytest
+ifneq ($(CHROMIUM),)
+	$(BROWSER_PYTEST) -m quick
+else
+	@echo "make test: SKIPPED the browser tests (tests/browser): no Chromium found." \
+	      "Install one (apt-get install chromium) and run make test-browser."
+endif
+
+# The whole browser suite: every widget notebook in JupyterLab, the course site, the Voilà app.
+# BROWSER_SELECT narrows it, e.g. BROWSER_SELECT='-m "not quick"' (what .ci/run adds after make test).
+test-browser: $(STAMP)
+	$(BROWSER_PYTEST) $(BROWSER_SELECT)
+
+# The executed course (the outputs of make tour, laptop profile) as a static HTML site: build/book/html.
+book: $(STAMP)
+	test -f build/01_margins.ipynb || $(MAKE) tour
+	$(PY) -m mma_edu.book --notebooks build --out build/book
+
+# The widget explorers as a standalone page (Voilà), e.g. for a course lab's projector.
+app: $(STAMP)
+	$(VENV)/bin/voila app/explorers.ipynb $(LAB_ARGS)
 
 tour: $(STAMP)
 	$(PY) -m mma_edu.tour --out build

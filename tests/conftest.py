@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -14,6 +16,21 @@ from mma_edu.models import MLP, Linear
 # notebook kernels and child processes wait on each other (measured: 70 s instead of 464 s for the zoo, claims
 # and evaluation tests). `make test` also sets OMP_NUM_THREADS=1 for every process it starts.
 torch.set_num_threads(1)
+
+HERE = Path(__file__).resolve().parent
+
+
+def pytest_addoption(parser):
+    parser.addoption("--browser", action="store_true",
+                     help="also collect tests/browser/ (a real Chromium; make test-browser)")
+
+
+def pytest_ignore_collect(collection_path, config):
+    # The browser suite runs only when asked, so a plain `pytest` never runs it twice beside make's own call.
+    if collection_path == HERE / "browser" and not config.getoption("--browser"):
+        named = any(str(Path(a.split("::")[0]).resolve()).startswith(str(collection_path)) for a in config.args)
+        return not named  # `pytest tests/browser/...` asks for it by name
+    return None
 
 
 @pytest.fixture(autouse=True)

@@ -120,12 +120,14 @@ def test_notebook_runs_in_smoke_mode(path, tmp_path, kernel_env, monkeypatch):
         res = records["05.results"]
         assert res["mma-0.45"]["median_margin"] >= 1.5 * res["standard"]["median_margin"], res
         assert min(r["clean"] for r in res.values()) >= 0.9, res
-    # Every widget cell also carries a static picture, so the headless run shows something.
+    # Every widget output also carries a static picture, so the headless run shows something; and no
+    # JavaScript bundle rides along (issue 13: executed notebooks stay under 2 MB).
     for cell in executed["cells"]:
         for o in cell.get("outputs", []):
             data = o.get("data", {})
-            if "application/vnd.jupyter.widget-view+json" in data and "MarginExplorer" in "".join(cell["source"]):
-                assert "image/png" in data
+            if "application/vnd.jupyter.widget-view+json" in data:
+                assert "image/png" in data, "".join(cell["source"])[:80]
+    assert out.stat().st_size <= 2_000_000, f"{path.name}: executed copy is {out.stat().st_size:,} bytes"
 
 
 # The student copy (make student): no solution text, and it still runs (two fast notebooks, about 20 s).

@@ -1,5 +1,6 @@
 """The project as a new user meets it: install metadata, the conda file, `make lab`, the README."""
 
+import json
 import re
 import shutil
 import socket
@@ -93,3 +94,14 @@ def test_make_lab_serves_the_notebooks(tmp_path):
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_make_lab_saves_widget_state_into_notebooks():
+    # A saved notebook reopened on a fresh kernel shows its widgets' pictures only if JupyterLab saved their
+    # state (issue 13); make lab points JupyterLab at these settings, and the browser suite checks the effect.
+    settings = json.loads((ROOT / "jupyter" / "lab-settings" / "overrides.json").read_text())
+    assert settings["@jupyter-widgets/jupyterlab-manager:plugin"]["saveState"] is True
+    make = (ROOT / "Makefile").read_text()
+    assert "--LabApp.app_settings_dir=$(CURDIR)/jupyter/lab-settings" in make
+    lab_recipe = make.split("\nlab:", 1)[1].split("\n\n", 1)[0]
+    assert "$(LAB_SETTINGS)" in lab_recipe
