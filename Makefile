@@ -31,8 +31,11 @@ lab: $(STAMP)
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(LAB_SETTINGS) $(ROOT_FLAG) $(LAB_ARGS)
 
 # The whole suite, then the quick part of the browser suite (about 30 s) when a Chromium is found.
+# Tests run on one torch thread each (the models are tiny: threads wait on each other) and in as many pytest
+# workers as there are cores (pytest-xdist), one test file per worker (module fixtures built once).
+TEST_WORKERS ?= auto
 test: $(STAMP)
-	OMP_NUM_THREADS=1 $(PY) -m pytest
+	OMP_NUM_THREADS=1 $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 ifneq ($(CHROMIUM),)
 	$(BROWSER_PYTEST) -m quick
 else

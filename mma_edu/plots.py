@@ -316,3 +316,43 @@ def plot_anpgd_trace(model: nn.Module, x: Tensor, y: Tensor, trace: dict, *, nor
     ax.legend(fontsize=7, loc="lower left")
     ax.set_title(f"AN-PGD step {upto} of {total}")
     return ax
+
+
+def palette_png(fig, *, dpi: float = 100) -> bytes:
+    """A matplotlib figure as a palette PNG (256 colours; the figure stays open).
+
+    The course's plots use few colours, so this is about 3-4x smaller than full colour with no visible
+    change: executed notebooks stay small (issue: ≤ 2 MB), and a widget sends less on every move.
+    """
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    buf.seek(0)
+    # Median cut keeps white white and the mean error under 0.1 of 255 (fast octree greys the background).
+    img = Image.open(buf).convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT)
+    out = io.BytesIO()
+    img.save(out, format="PNG", optimize=True)
+    return out.getvalue()
+
+
+def compact_inline(dpi: float = 100) -> bool:
+    """In a Jupyter kernel, show every inline matplotlib figure as a :func:`palette_png`.
+
+    Returns False (and changes nothing) outside IPython. The inline backend displays each figure at the end
+    of its cell through IPython's ``image/png`` formatter; registering ours for ``Figure`` replaces only the
+    encoding, not when or what is shown.
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython ships with the Jupyter stack we depend on
+        return False
+    shell = get_ipython()
+    if shell is None:
+        return False
+    from matplotlib.figure import Figure
+
+    shell.display_formatter.formatters["image/png"].for_type(Figure, lambda fig: palette_png(fig, dpi=dpi))
+    return True

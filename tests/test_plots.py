@@ -92,3 +92,28 @@ def test_every_static_plot_labels_its_axes():
                                                                             "margin": 0.2}]
     for a in plots.plot_history(h):
         assert a.get_xlabel() == "epoch" and a.get_ylabel()
+
+
+def test_palette_png_is_smaller_and_keeps_the_picture():
+    import io
+
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from PIL import Image
+
+    fig, ax = plt.subplots(figsize=(4, 3))
+    xx, yy = np.meshgrid(np.linspace(-1, 1, 200), np.linspace(-1, 1, 200))
+    ax.contourf(xx, yy, np.sin(3 * xx) * yy, levels=30, cmap="RdBu_r", alpha=0.6)
+    small = plots.palette_png(fig, dpi=100)
+    full = io.BytesIO()
+    fig.savefig(full, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    a = np.asarray(Image.open(io.BytesIO(small)).convert("RGB"), dtype=float)
+    b = np.asarray(Image.open(io.BytesIO(full.getvalue())).convert("RGB"), dtype=float)
+    assert small[25] == 3 and a.shape == b.shape  # colour type 3: palette; same pixels
+    assert len(small) < 0.6 * len(full.getvalue())
+    assert np.abs(a - b).mean() < 0.5 and (a[0, 0] == 255).all()  # 0-255 scale: no visible change, white stays white
+
+
+def test_compact_inline_does_nothing_outside_a_kernel():
+    assert plots.compact_inline() is False

@@ -175,6 +175,7 @@ def test_digit_figure_has_square_pixels_and_labels_every_class():
     c = dict(x=torch.rand(28, 28), x_adv=torch.rand(28, 28), y=3, logits=torch.randn(10),
              logits_adv=torch.randn(10), margin=0.1, found=True)
     fig = digit_figure(c, norm="linf")
+    fig.canvas.draw()  # as rendered: aspect applied after the δ* colour bar took its room
     for ax in fig.axes[:3]:
         box = ax.get_window_extent()
         assert box.width == pytest.approx(box.height, rel=0.02)  # 28 x 28 pixels drawn square

@@ -25,6 +25,7 @@ from typing import Any, Iterator
 
 import torch
 
+from .. import plots
 from ..device import resolve_device
 from ..dryrun import DryRun
 from .records import set_dry_run
@@ -227,7 +228,7 @@ class Settings(Mapping):
 
 
 def settings(profile: str, notebook: str | int, *, dry_run: Any = False, device: str | torch.device = "auto",
-             threads: bool = True) -> Settings:
+             threads: bool = True, compact_figures: bool = True) -> Settings:
     """The settings of ``notebook`` ("01"–"08") in ``profile`` ("smoke", "laptop" or "paper").
 
     Args:
@@ -238,6 +239,8 @@ def settings(profile: str, notebook: str | int, *, dry_run: Any = False, device:
         device: "auto" (CUDA, then MPS, then the CPU), "cpu", "cuda", ...: ``cfg.device``.
         threads: set one CPU thread where the notebook's models are tiny (05 and 07 outside the paper
             profile, 08 always); False leaves torch's thread count alone.
+        compact_figures: in a notebook, inline figures are saved as palette PNGs
+            (:func:`mma_edu.plots.compact_inline`), so executed notebooks stay small; False keeps full colour.
     """
     if profile not in PROFILES:
         raise ValueError(f"profile must be one of {list(PROFILES)}, got {profile!r}")
@@ -264,6 +267,8 @@ def settings(profile: str, notebook: str | int, *, dry_run: Any = False, device:
             notes.append(f"dry run: at most {dry.steps} training step(s) per run and evaluation batches of "
                          f"{dry.eval_batch}; runs go to runs/dry-run/")
     set_dry_run(dry is not None)
+    if compact_figures:
+        plots.compact_inline()
     one = ONE_THREAD.get(key, ())
     if threads and (one is None or (dev.type == "cpu" and profile in one)):
         torch.set_num_threads(1)

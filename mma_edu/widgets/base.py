@@ -3,31 +3,25 @@
 from __future__ import annotations
 
 import base64
-import io
 
 import ipywidgets as W
 import matplotlib.pyplot as plt
+
+from .. import plots
 
 DPI = 80  # PNG resolution of every view: sharp on a projector, ~5-30 KB per picture
 
 
 def png_bytes(fig) -> bytes:
-    """A matplotlib figure as a palette PNG (the figure is closed).
+    """A matplotlib figure as a palette PNG at :data:`DPI` (:func:`mma_edu.plots.palette_png`); the figure is closed.
 
-    256 colours are plenty for these plots and make the PNG about 3x smaller than full colour: less to send
-    on every move of a control, and less for a notebook to carry (each picture is saved twice, as the
-    widget's state and as the output's image/png).
+    Less to send on every move of a control, and less for a notebook to carry (each picture is saved twice,
+    as the widget's state and as the output's image/png).
     """
-    from PIL import Image
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
-    plt.close(fig)
-    buf.seek(0)
-    img = Image.open(buf).convert("RGB").quantize(colors=256, method=Image.Quantize.FASTOCTREE)
-    out = io.BytesIO()
-    img.save(out, format="PNG", optimize=True)
-    return out.getvalue()
+    try:
+        return plots.palette_png(fig, dpi=DPI)
+    finally:
+        plt.close(fig)
 
 
 class _Explorer:
