@@ -4,8 +4,9 @@ The executed notebooks (``make tour`` writes them to build/, laptop profile) are
 contents and built by the Sphinx-based Jupyter Book 1 (``pip install 'mma-edu[site]'``; Jupyter Book 2
 downloads its theme at build time and fails offline). Nothing is re-executed: the site shows the
 outputs as the tour left them, widgets as their static pictures (the ``image/png`` each widget output
-carries). Equations are written for MathJax, which the page loads from its CDN: offline, the TeX source
-stays in the page's math containers.
+carries). Equations are typeset by MathJax 2 shipped with the site (from the ``jupyter-server-mathjax``
+pip package, in the ``site`` extra), so the pages render them offline; without that package the pages load
+MathJax from its CDN and, offline, show the TeX source.
 """
 
 from __future__ import annotations
@@ -34,6 +35,29 @@ sphinx:
     suppress_warnings: ["mystnb.unknown_mime_type"]
 """
 
+# Appended to CONFIG when MathJax is copied into the site. It goes to the site's root through
+# html_extra_path, not _static: Jupyter Book adds every .js file under _static to each page as a script.
+# Sphinx reads a relative mathjax_path from _static, hence the "../".
+LOCAL_MATHJAX = """    html_extra_path: ["_extra"]
+    mathjax_path: ../mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full
+    # the package ships the STIX-Web fonts only (MathJax's default TeX fonts are not in it); the pages mark
+    # their body tex2jax_ignore and their equations "math" (MathJax 3's processHtmlClass, here for MathJax 2)
+    mathjax2_config:
+      tex2jax: {processClass: "tex2jax_process|mathjax_process|math|output_area"}
+      "HTML-CSS": {webFont: "STIX-Web", availableFonts: [], preferredFont: null, imageFont: null}
+      SVG: {font: "STIX-Web"}
+"""
+
+
+def copy_mathjax(static: Path) -> bool:
+    """Copy MathJax 2 (the ``jupyter-server-mathjax`` package) into ``static``/mathjax; False if not installed."""
+    try:
+        import jupyter_server_mathjax
+    except ImportError:
+        return False
+    shutil.copytree(Path(jupyter_server_mathjax.__file__).parent / "static", static / "mathjax")
+    return True
+
 
 def title(notebook: Path) -> str:
     """The notebook's first markdown heading, without the leading #."""
@@ -59,7 +83,8 @@ def layout(notebooks: list[Path], src: Path) -> Path:
     (src / "index.md").write_text("# The mma-edu course\n\nA notebook-first course on adversarial robustness by "
                                   "input-space margin maximization (MMA training, Ding et al., ICLR 2020), as "
                                   "executed by `make tour`.\n\n" + rows + "\n")
-    (src / "_config.yml").write_text(CONFIG)
+    local = copy_mathjax(src / "_extra")
+    (src / "_config.yml").write_text(CONFIG + (LOCAL_MATHJAX if local else ""))
     (src / "_toc.yml").write_text("format: jb-book\nroot: index\nchapters:\n"
                                   + "".join(f"- file: {nb.stem}\n" for nb in notebooks))
     return src
