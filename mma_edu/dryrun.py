@@ -10,7 +10,7 @@ paper path (a wrong model size, data loader, schedule, selection or
 evaluation setting) shows up in seconds on a CPU, not after hours on a GPU.
 
     dry = DryRun()                                  # 2 steps, 16 examples in 2 batches of 8
-    steps = dry.steps(100_000)                      # -> 2, and remembered
+    steps = dry.train_steps(100_000)                # -> 2, and remembered
     print(dry.report())                             # "dry run: training steps 100,000 -> 2; ..."
 
 ``DryRun.parse`` reads what a user passes: ``True``, a mapping such as
@@ -35,6 +35,11 @@ CAPS = {
     "batch_size": "training batch (off by default: the preset's batch is kept)",
     "eval_steps": "PGD steps of the evaluation (off by default: the paper's are kept)",
 }
+
+
+def _fmt(value: Any) -> str:
+    """A count with thousands separators; anything else as text ("all")."""
+    return f"{value:,}" if isinstance(value, int) else str(value)
 
 
 @dataclass
@@ -92,8 +97,7 @@ class DryRun:
     def _note(self, label: str, real: Any, capped: Any) -> Any:
         if capped != real:
             if self.capped.get(label) != (real, capped):  # say each new cap once, as it is applied
-                fmt = lambda v: f"{v:,}" if isinstance(v, int) else str(v)  # noqa: E731
-                print(f"dry run: {label} {fmt(real)} -> {fmt(capped)}", flush=True)
+                print(f"dry run: {label} {_fmt(real)} -> {_fmt(capped)}", flush=True)
             self.capped[label] = (real, capped)
         return capped
 
@@ -120,8 +124,7 @@ class DryRun:
 
     def report(self) -> str:
         """One line: every cap applied so far, real -> capped; and that nothing else changed."""
-        fmt = lambda v: f"{v:,}" if isinstance(v, int) else str(v)  # noqa: E731
-        caps = "; ".join(f"{k} {fmt(a)} -> {fmt(b)}" for k, (a, b) in self.capped.items()) or "nothing yet"
+        caps = "; ".join(f"{k} {_fmt(a)} -> {_fmt(b)}" for k, (a, b) in self.capped.items()) or "nothing yet"
         kept = "everything else is the real setting (model, optimizer, schedule, attack, selection, protocol)"
         extra = [n for n, on in (("the training batch", self.batch_size), ("the evaluation's PGD steps",
                                                                           self.eval_steps)) if on is not None]

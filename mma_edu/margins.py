@@ -19,7 +19,6 @@ For ℓ2 use ``method="best"``.
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 
 import torch

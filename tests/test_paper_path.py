@@ -24,11 +24,9 @@ minutes):
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 from mma_edu import cli, data as D
 from mma_edu.checkpoint import read_checkpoint

@@ -3,7 +3,6 @@
 import json
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -12,6 +11,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from servers import free_port, stop
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,15 +45,9 @@ def test_ci_runs_the_readme_test_command():
     assert "make test" in (ROOT / ".ci" / "run").read_text()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
 def test_make_lab_serves_the_notebooks(tmp_path):
-    port = _free_port()
+    port = free_port()
     lab_args = (f"--no-browser --ip=127.0.0.1 --port={port} --ServerApp.port_retries=0 "
                 f"--IdentityProvider.token= --ServerApp.password=")
     venv = Path(sys.prefix)
@@ -85,15 +79,7 @@ def test_make_lab_serves_the_notebooks(tmp_path):
             listing = resp.read().decode()
         assert "01_margins.ipynb" in listing or not list((ROOT / "notebooks").glob("*.ipynb"))
     finally:
-        import os
-        import signal
-
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+        stop(proc)
 
 
 def test_make_lab_saves_widget_state_into_notebooks():

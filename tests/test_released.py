@@ -13,7 +13,6 @@ import io
 import json
 import math
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -24,6 +23,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from servers import free_port
 
 from mma_edu import released
 from mma_edu.checkpoint import load_checkpoint, save_checkpoint
@@ -41,12 +41,6 @@ L2 = "mnist-L2-MMA-2.0-sd0"
 
 def blob_sha1(data: bytes) -> str:
     return hashlib.sha1(b"blob " + str(len(data)).encode() + b"\0" + data).hexdigest()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # ----------------------------------------------------------------------------
@@ -211,7 +205,7 @@ def test_download_verifies_loads_and_then_uses_the_cache_without_network(serving
     assert ck.epoch == 3 and type(ck.model).__name__ == "LeNet5Madry"
     # Cached and verified: no request, even with an unreachable mirror.
     mtime = path.stat().st_mtime_ns
-    dead = f"http://127.0.0.1:{_free_port()}"
+    dead = f"http://127.0.0.1:{free_port()}"
     assert released.download_checkpoint(LINF, cache_dir=cache, base_url=dead, progress=False) == path
     assert len(serving.requests) == 1 and path.stat().st_mtime_ns == mtime
     assert released.is_cached(LINF, cache) and not released.is_cached(L2, cache)
@@ -223,7 +217,7 @@ def test_a_corrupt_cached_file_is_not_trusted(serving, files, tmp_path):
     bad.parent.mkdir(parents=True)
     bad.write_bytes(files[LINF][:-1] + b"x")
     with pytest.raises(released.DownloadError):  # the mirror is unreachable: no silent use of the bad copy
-        released.download_checkpoint(LINF, cache_dir=cache, base_url=f"http://127.0.0.1:{_free_port()}",
+        released.download_checkpoint(LINF, cache_dir=cache, base_url=f"http://127.0.0.1:{free_port()}",
                                      progress=False)
     path = released.download_checkpoint(LINF, cache_dir=cache, base_url=serving.url, progress=False)
     assert path == bad and path.read_bytes() == files[LINF] and len(serving.requests) == 1
@@ -249,7 +243,7 @@ def test_truncated_download_is_refused(server, registry, files, tmp_path):
 
 
 def test_network_failure_is_one_clear_line(registry, tmp_path, capsys):
-    dead = f"http://127.0.0.1:{_free_port()}"
+    dead = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(released.DownloadError, match="--base-url") as info:
         released.download_checkpoint(LINF, cache_dir=tmp_path, base_url=dead, progress=False)
     assert f"{dead}/trained_models/{LINF}/model_best.pt" in str(info.value)

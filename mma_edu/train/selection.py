@@ -49,7 +49,6 @@ from ..attacks._common import (
 )
 from ..data import FAMILIES, ArrayDataset, dataset_family
 from ..losses import logit_margin, soft_logit_margin
-from ..device import resolve_device
 from ..distributed import Dist, as_dist
 
 

@@ -10,7 +10,9 @@ import time
 
 import pytest
 
-from .conftest import ROOT, free_port, smoke_copy, stop, wait_http
+from servers import free_port, stop, wait_http
+
+from .conftest import ROOT, smoke_copy
 from .test_lab import BROKEN, PICTURE_JS
 
 

@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, free_port, smoke_copy, stop, wait_http
+from servers import free_port, stop, wait_http
+
+from .conftest import ROOT, smoke_copy
 
 WIDGET_NOTEBOOKS = ["01_margins.ipynb", "03_toy_decision_boundaries.ipynb", "04_anpgd.ipynb", "05_mnist_mma.ipynb"]
 BROKEN = ("Error displaying widget", "model not found", "Loading widget")
