@@ -1,0 +1,435 @@
+"""The training-budget study: is "MMA loses to PGD-AT" on the zoo the method, or the budget?
+
+The zoo (:mod:`mma_edu.zoo`) trains every model for 1,600 steps; the paper trains
+LeNet5-Madry for 100,000. On the zoo, PGD-AT 0.4 beats MMA-0.45 in AvgAcc. This
+module retrains the contenders at growing budgets with everything else fixed, and
+measures each the way the zoo is measured, so the gap MMA − PGD-AT can be read as a
+function of training steps.
+
+What is fixed (:data:`SETUP`): the zoo's SmallCNN (chosen by measurement: about
+0.07 s per MMA step on one CPU thread against about 1 s for LeNet5-Madry, so ~15×
+more steps fit in the study's two hours), Adam at a constant learning rate (the
+paper's MNIST schedule is constant, so scaling it to the budget changes nothing),
+batch 50, 10 attack iterations, seed 0, and 500 of the 4,000 offline training digits
+held out for the paper's model selection (the epoch with the best mean validation
+margin is kept, which also guards against robust overfitting on so little data).
+PGD-AT's ε ramp spans the first quarter of each budget, as in the zoo.
+
+What varies (:class:`StudyRun`): the method and its size, the number of steps, and,
+for the alternative explanations, the seed, MMA's attack iterations (10 against the
+paper's 40) and PGD-AT's ramp (on against the paper's off).
+
+Run it (resumable: finished entries are kept, interrupted trainings resume)::
+
+    python -m mma_edu.budget_study run --workers 2     # or: make budget-study
+    python -m mma_edu.budget_study table              # the shipped results as a table
+
+Results go to ``mma_edu/zoo_weights/budget_study.json`` (:data:`RESULTS`): one entry
+per run with its settings, training and evaluation seconds, clean accuracy, robust
+accuracy per ε (0.1–0.4 and 0.45), AvgAcc, AvgRobAcc, margin statistics and the
+per-digit outcomes (as bit strings) that paired comparisons need. :func:`gap_table`
+and :func:`gap_trend` turn them into the answer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import multiprocessing as mp
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import torch
+from torch import Tensor
+
+from .files import write_json
+
+RESULTS = Path(__file__).resolve().parent / "zoo_weights" / "budget_study.json"
+FORMAT = "mma-edu-budget-study/1"
+RUNS_DIR = Path("runs") / "budget_study"  # training folders (last.pt, best.pt, history.json), for resuming
+
+# Everything every run shares. Steps per epoch: 3,500 training digits / 50 = 70.
+SETUP: dict[str, Any] = {
+    "data": "mnist_offline/train minus a stratified hold-out of 500 (seed 0): 3,500 digits",
+    "model": "small_cnn",
+    "model_kwargs": {},
+    "batch_size": 50,
+    "optimizer": "adam",
+    "lr": 1e-3,
+    "lr_schedule": "constant (the paper's MNIST schedule: Adam, no decay)",
+    "val_size": 500,
+    "val_margin_digits": 200,  # validation margins measured each epoch on this many held-out digits
+    "selection": "best mean validation margin (estimate), checked every epoch",
+    "pgd_warmup_fraction": 0.25,
+    "threads_per_run": 1,
+}
+# Evaluation: the zoo's protocol (mma_edu.zoo.EVAL) on the same 500 test digits, with ε 0.45 added.
+PAPER_EPS = (0.1, 0.2, 0.3, 0.4)
+EXTRA_EPS = (0.45,)
+BUDGETS = (1600, 3200, 6400, 12800)
+MID_BUDGET = 3200
+FINAL_BUDGET = 12800
+
+
+@dataclass(frozen=True)
+class StudyRun:
+    """One training run of the study.
+
+    ``kind``: "mma", "omma" or "pgd"; ``size``: d_max or ε; ``steps``: the training budget;
+    ``attack_steps``: PGD iterations (of PGD-AT, or of MMA's AN-PGD); ``ramp``: PGD-AT's ε warm-up.
+    """
+
+    kind: str
+    size: float
+    steps: int
+    seed: int = 0
+    attack_steps: int = 10
+    ramp: bool = True
+
+    def __post_init__(self):
+        if self.kind not in ("mma", "omma", "pgd"):
+            raise ValueError(f"kind must be 'mma', 'omma' or 'pgd', got {self.kind!r}")
+        if not isinstance(self.steps, int) or self.steps < 1:
+            raise ValueError(f"steps must be a positive integer, got {self.steps!r}")
+
+    @property
+    def model_name(self) -> str:
+        """The model's name in the zoo's style: "mma-0.45", "pgd-0.4"."""
+        return f"{self.kind}-{self.size:g}"
+
+    @property
+    def variant(self) -> str:
+        """What differs from the study's defaults, e.g. "seed 1", "40 AN-PGD steps", "no ramp" ("" if nothing)."""
+        parts = []
+        if self.seed:
+            parts.append(f"seed {self.seed}")
+        if self.attack_steps != 10:
+            parts.append(f"{self.attack_steps} attack steps")
+        if self.kind == "pgd" and not self.ramp:
+            parts.append("no ramp")
+        return ", ".join(parts)
+
+    @property
+    def key(self) -> str:
+        """A unique, file-name-safe name: "mma-0.45@3200", "pgd-0.4@3200+noramp", "mma-0.45@12800+s1"."""
+        tail = ""
+        if self.seed:
+            tail += f"+s{self.seed}"
+        if self.attack_steps != 10:
+            tail += f"+k{self.attack_steps}"
+        if self.kind == "pgd" and not self.ramp:
+            tail += "+noramp"
+        return f"{self.model_name}@{self.steps}{tail}"
+
+    def method(self):
+        """A fresh training method for this run."""
+        from .train import MMA, PGDAT
+
+        if self.kind == "pgd":
+            warmup = round(SETUP["pgd_warmup_fraction"] * self.steps) if self.ramp else 0
+            return PGDAT(self.size, "linf", steps=self.attack_steps, warmup_steps=warmup)
+        clean = 1 / 3 if self.kind == "mma" else 0.0
+        return MMA(self.size, "linf", clean_weight=clean, steps=self.attack_steps)
+
+
+def plan() -> list[StudyRun]:
+    """Every run of the study, most informative first (an interrupted study has answered the most it could).
+
+    1. the headline pair, MMA-0.45 and PGD-AT 0.4, at every budget;
+    2. OMMA-0.45 and PGD-AT 0.3 at the budgets below the last;
+    3. the alternative explanations at the mid budget: AN-PGD with the paper's 40 iterations, PGD-AT
+       without its ramp;
+    4. two more seeds of the headline pair at the final budget;
+    5. OMMA-0.45 and PGD-AT 0.3 at the final budget.
+    """
+    runs = [StudyRun(k, s, b) for b in BUDGETS for k, s in (("mma", 0.45), ("pgd", 0.4))]
+    runs += [StudyRun(k, s, b) for b in BUDGETS[:-1] for k, s in (("omma", 0.45), ("pgd", 0.3))]
+    runs += [StudyRun("mma", 0.45, MID_BUDGET, attack_steps=40), StudyRun("pgd", 0.4, MID_BUDGET, ramp=False)]
+    runs += [StudyRun(k, s, FINAL_BUDGET, seed=seed) for seed in (1, 2) for k, s in (("mma", 0.45), ("pgd", 0.4))]
+    runs += [StudyRun(k, s, FINAL_BUDGET) for k, s in (("omma", 0.45), ("pgd", 0.3))]
+    return runs
+
+
+# ----------------------------------------------------------------------------
+# One run: train, keep the best epoch, measure
+# ----------------------------------------------------------------------------
+
+def splits():
+    """(train, validation, test): 3,500 training and 500 held-out digits of the offline training split, and
+    the zoo's 500 evaluation digits (:func:`mma_edu.zoo.eval_data`)."""
+    from .data import holdout, mnist_offline
+    from .zoo import eval_data
+
+    train, val = holdout(mnist_offline().train, SETUP["val_size"], seed=0)
+    return train, val, eval_data()
+
+
+def bits(t: Tensor) -> str:
+    """A bool vector (N,) as a string of 0s and 1s (stored per digit for paired comparisons)."""
+    return "".join("1" if v else "0" for v in t.tolist())
+
+
+def unbits(s: str) -> Tensor:
+    """The inverse of :func:`bits`: a bool tensor (N,)."""
+    return torch.tensor([c == "1" for c in s], dtype=torch.bool)
+
+
+def measure(model) -> dict:
+    """The zoo's protocol (:data:`mma_edu.zoo.EVAL`) on the 500 evaluation digits, at ε 0.1–0.4 and 0.45.
+
+    Returns clean accuracy, robust accuracy per ε, AvgAcc and AvgRobAcc over the paper's grid (0.1–0.4),
+    margin statistics, the largest fraction of digits given one class, and per-digit bit strings:
+    ``correct`` and ``robust`` (one per ε)."""
+    from .evaluate import margin_distribution, robust_accuracy
+    from .losses import is_correct
+    from .zoo import EVAL, eval_data
+
+    data = eval_data()
+    model = model.cpu().eval()
+    eps = list(PAPER_EPS + EXTRA_EPS)
+    ra = robust_accuracy(model, data, norm=EVAL["norm"], eps_list=eps, steps=EVAL["pgd_steps"],
+                         restarts=EVAL["restarts"], losses=EVAL["losses"], step_fraction=EVAL["step_fraction"],
+                         batch_size=EVAL["batch_size"], device="cpu", seed=EVAL["seed"], progress=False)
+    md = margin_distribution(model, data, norm=EVAL["norm"], max_eps=EVAL["margin_max_eps"],
+                             refine=EVAL["margin_refine"], batch_size=EVAL["batch_size"], device="cpu",
+                             seed=EVAL["seed"], progress=False)
+    with torch.no_grad():
+        logits = model(data.x)
+    correct = is_correct(logits, data.y)
+    robust = {f"{e:g}": ra.robust[:, i].double().mean().item() for i, e in enumerate(eps)}
+    grid = [robust[f"{e:g}"] for e in PAPER_EPS]
+    clean = correct.double().mean().item()
+    m = md.margin.double()
+    return {
+        "n": len(data),
+        "clean": clean,
+        "robust": robust,
+        "avg_rob_acc": sum(grid) / len(grid),
+        "avg_acc": (clean + sum(grid)) / (1 + len(grid)),
+        "median_margin": m.median().item(),
+        "mean_margin": m.mean().item(),
+        "margin_q25": m.quantile(0.25).item(),
+        "margin_q75": m.quantile(0.75).item(),
+        "top_class_fraction": logits.argmax(1).bincount(minlength=10).max().item() / len(data),
+        "per_digit": {"correct": bits(correct), **{f"robust_{e:g}": bits(ra.robust[:, i]) for i, e in enumerate(eps)}},
+    }
+
+
+def run_one(run: StudyRun, runs_dir: str | os.PathLike = RUNS_DIR, progress: bool = False) -> dict:
+    """Train ``run`` (resuming its folder if an earlier attempt was interrupted), measure its best epoch;
+    returns its results entry."""
+    from .checkpoint import load_checkpoint
+    from .models import build_model
+    from .train import BEST, LAST, fit
+    from .zoo import code_version
+
+    train, val, _ = splits()
+    folder = Path(runs_dir) / run.key
+    method = run.method()
+    torch.manual_seed(run.seed)
+    model = build_model(SETUP["model"], **SETUP["model_kwargs"])
+    resume = (folder / LAST).is_file()
+    t0 = time.perf_counter()
+    history = fit(model, train, method, steps=run.steps, batch_size=SETUP["batch_size"],
+                  optimizer=SETUP["optimizer"], lr=SETUP["lr"], eval_data=val, eval_size=SETUP["val_margin_digits"],
+                  out=folder, resume=resume, overwrite=not resume, device="cpu", seed=run.seed, progress=progress,
+                  meta={"budget_study": run.key})
+    seconds = time.perf_counter() - t0
+    best = load_checkpoint(folder / BEST)
+    t1 = time.perf_counter()
+    measured = measure(best.model)
+    epochs = history.epochs
+    best_step = int(best.state["step"])
+    best_rec = next((e for e in epochs if e["step"] == best_step), {})
+    return {
+        "key": run.key,
+        "model": run.model_name,
+        "variant": run.variant,
+        **asdict(run),
+        "method": method.config(),
+        "best_step": best_step,
+        "best_val_margin": best_rec.get("val_margin"),
+        "val_curve": [{"step": e["step"], "val_acc": e.get("val_acc"), "val_margin": e.get("val_margin")}
+                      for e in epochs],
+        "train_seconds": round(seconds, 1),
+        "resumed": resume,
+        "eval_seconds": round(time.perf_counter() - t1, 1),
+        "code_version": code_version(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "eval": measured,
+    }
+
+
+# ----------------------------------------------------------------------------
+# The whole study, in worker processes
+# ----------------------------------------------------------------------------
+
+def load_results(path: str | os.PathLike = RESULTS) -> dict:
+    """The study's results file (``{"format", "setup", "runs": {key: entry}}``); an empty one if missing."""
+    import json
+
+    p = Path(path)
+    if not p.is_file():
+        return {"format": FORMAT, "setup": SETUP, "runs": {}}
+    with open(p) as f:
+        data = json.load(f)
+    if data.get("format") != FORMAT:
+        raise ValueError(f"{p} is not a budget-study results file (format {data.get('format')!r}, want {FORMAT!r})")
+    return data
+
+
+def _worker(run: StudyRun, runs_dir: str) -> dict:
+    torch.set_num_threads(SETUP["threads_per_run"])
+    return run_one(run, runs_dir)
+
+
+def run_study(runs: Iterable[StudyRun] | None = None, *, workers: int = 2, results: str | os.PathLike = RESULTS,
+              runs_dir: str | os.PathLike = RUNS_DIR, log=print) -> dict:
+    """Run every run of ``runs`` (default :func:`plan`) not yet in ``results``, ``workers`` at a time, each on one
+    CPU thread in its own process; the results file is rewritten (atomically) after every finished run."""
+    if not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be a positive integer, got {workers!r}")
+    data = load_results(results)
+    todo = [r for r in (plan() if runs is None else list(runs)) if r.key not in data["runs"]]
+    log(f"[budget-study] {len(data['runs'])} run(s) done, {len(todo)} to go, {workers} at a time")
+    if not todo:
+        return data
+    t0 = time.perf_counter()
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(workers, maxtasksperchild=1) as pool:
+        pending = [(r, pool.apply_async(_worker, (r, str(runs_dir)))) for r in todo]
+        for run, res in pending:
+            entry = res.get()
+            data["runs"][entry["key"]] = entry
+            data["setup"] = SETUP
+            write_json(results, data)
+            ev = entry["eval"]
+            log(f"[budget-study] {run.key}: clean {ev['clean']:.3f} AvgAcc {ev['avg_acc']:.3f} "
+                f"AvgRobAcc {ev['avg_rob_acc']:.3f} median margin {ev['median_margin']:.3f} "
+                f"(train {entry['train_seconds']:.0f} s, eval {entry['eval_seconds']:.0f} s; "
+                f"{time.perf_counter() - t0:.0f} s in)")
+    return data
+
+
+# ----------------------------------------------------------------------------
+# Reading the results
+# ----------------------------------------------------------------------------
+
+def per_digit_score(entry: dict) -> Tensor:
+    """Each digit's share of the AvgAcc grid (clean + ε 0.1–0.4) that it survives: (N,) in [0, 1]; the mean
+    over digits is the entry's AvgAcc."""
+    pd = entry["eval"]["per_digit"]
+    cols = [unbits(pd["correct"])] + [unbits(pd[f"robust_{e:g}"]) for e in PAPER_EPS]
+    return torch.stack(cols, 1).double().mean(1)
+
+
+def paired_gap(a: dict, b: dict, z: float = 1.96) -> tuple[float, float, float]:
+    """AvgAcc of entry ``a`` minus entry ``b`` on the same digits, with a 95% interval from the paired
+    per-digit differences (normal approximation; n = 500): (gap, low, high)."""
+    d = per_digit_score(a) - per_digit_score(b)
+    gap = d.mean().item()
+    half = z * d.std(unbiased=True).item() / math.sqrt(len(d))
+    return gap, gap - half, gap + half
+
+
+def gap_table(data: dict | None = None, a: str = "mma-0.45", b: str = "pgd-0.4") -> list[dict]:
+    """One row per budget where both ``a`` and ``b`` (seed 0, default settings) are done: their AvgAcc and the
+    paired gap a − b with its interval."""
+    runs = (load_results() if data is None else data)["runs"]
+    rows = []
+    for steps in sorted({e["steps"] for e in runs.values()}):
+        ea, eb = runs.get(f"{a}@{steps}"), runs.get(f"{b}@{steps}")
+        if ea is None or eb is None:
+            continue
+        gap, lo, hi = paired_gap(ea, eb)
+        rows.append({"steps": steps, a: ea["eval"]["avg_acc"], b: eb["eval"]["avg_acc"],
+                     "gap": gap, "low": lo, "high": hi})
+    return rows
+
+
+def gap_trend(rows: Sequence[dict]) -> dict:
+    """Least-squares line through the gaps against log2(steps), weighted by their intervals: the change per
+    doubling of the budget, and the budget where the line crosses 0 (None if the gap is not closing)."""
+    if len(rows) < 2:
+        raise ValueError(f"need gaps at two budgets or more, got {len(rows)}")
+    xs = [math.log2(r["steps"]) for r in rows]
+    ws = [1 / max((r["high"] - r["low"]) / 3.92, 1e-9) ** 2 for r in rows]
+    ys = [r["gap"] for r in rows]
+    sw = sum(ws)
+    mx, my = sum(w * x for w, x in zip(ws, xs)) / sw, sum(w * y for w, y in zip(ws, ys)) / sw
+    sxx = sum(w * (x - mx) ** 2 for w, x in zip(ws, xs))
+    slope = sum(w * (x - mx) * (y - my) for w, x, y in zip(ws, xs, ys)) / sxx
+    slope_se = math.sqrt(1 / sxx)
+    intercept = my - slope * mx
+    crossing = None
+    if slope > 0 and ys[-1] < 0:
+        crossing = 2 ** (-intercept / slope)
+    return {"per_doubling": slope, "per_doubling_se": slope_se, "intercept": intercept,
+            "crossing_steps": crossing}
+
+
+def table(data: dict | None = None) -> str:
+    """The results as plain text: one row per run (accuracies in %)."""
+    data = load_results() if data is None else data
+    eps = [f"{e:g}" for e in PAPER_EPS + EXTRA_EPS]
+    head = (f"{'run':<24} {'clean':>6} " + " ".join(f"{'eps ' + e:>8}" for e in eps)
+            + f" {'AvgAcc':>7} {'AvgRob':>7} {'median':>7} {'best':>6} {'train s':>8}")
+    rows = [head]
+    for e in sorted(data["runs"].values(), key=lambda e: (e["steps"], e["key"])):
+        ev = e["eval"]
+        rows.append(f"{e['key']:<24} {100 * ev['clean']:6.1f} " + " ".join(f"{100 * ev['robust'][k]:8.1f}" for k in eps)
+                    + f" {100 * ev['avg_acc']:7.1f} {100 * ev['avg_rob_acc']:7.1f} {ev['median_margin']:7.3f}"
+                    + f" {e['best_step']:6d} {e['train_seconds']:8.0f}")
+    gaps = gap_table(data)
+    if gaps:
+        rows.append("")
+        rows.append("AvgAcc gap MMA-0.45 - PGD-AT 0.4 (paired, 95% interval), in points:")
+        for g in gaps:
+            rows.append(f"  {g['steps']:>6} steps: {100 * g['gap']:+6.1f}  [{100 * g['low']:+.1f}, {100 * g['high']:+.1f}]")
+        if len(gaps) >= 2:
+            t = gap_trend(gaps)
+            cross = "not closing" if t["crossing_steps"] is None else f"crosses 0 near {t['crossing_steps']:,.0f} steps"
+            rows.append(f"  trend: {100 * t['per_doubling']:+.1f} ± {100 * t['per_doubling_se']:.1f} points per doubling; {cross}")
+    return "\n".join(rows)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mma_edu.budget_study", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="train and measure every run not yet in the results file (resumable)")
+    r.add_argument("--workers", type=int, default=2, help="runs at a time, one CPU thread each (default 2)")
+    r.add_argument("--results", default=str(RESULTS), help=f"results file (default {RESULTS})")
+    r.add_argument("--runs-dir", default=str(RUNS_DIR), help=f"training folders, for resuming (default {RUNS_DIR})")
+    r.add_argument("--only", nargs="+", metavar="KEY", help="run only these keys of the plan (see `plan`)")
+    sub.add_parser("plan", help="the study's runs, in the order they run")
+    t = sub.add_parser("table", help="the results as a table, with the MMA - PGD-AT gap per budget")
+    t.add_argument("--results", default=str(RESULTS))
+    args = parser.parse_args(argv)
+    if args.cmd == "plan":
+        for run in plan():
+            print(run.key)
+        return 0
+    if args.cmd == "table":
+        print(table(load_results(args.results)))
+        return 0
+    if args.workers < 1:
+        parser.error(f"--workers must be >= 1, got {args.workers}")
+    runs = plan()
+    if args.only:
+        known = {r.key: r for r in runs}
+        bad = [k for k in args.only if k not in known]
+        if bad:
+            parser.error(f"--only: unknown key(s) {bad}; see `python -m mma_edu.budget_study plan`")
+        runs = [known[k] for k in args.only]
+    data = run_study(runs, workers=args.workers, results=args.results, runs_dir=args.runs_dir)
+    print(table(data))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
