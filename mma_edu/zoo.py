@@ -14,6 +14,12 @@ really trained:
 - ``mma-0.3``, ``mma-0.45`` — MMA at two d_max (1/3 clean loss);
 - ``omma-0.3``, ``omma-0.45`` — the same without the clean loss.
 
+And five ℓ2 models, the rows of the paper's MNIST ℓ2 table (same budget and recipe,
+their own manifest ``manifest-l2.json``, measured with :data:`EVAL_L2`):
+``l2-pgd-2``, ``l2-pgd-4`` (PGD-AT at ℓ2 ε 2 and 4) and ``l2-mma-2``, ``l2-mma-4``,
+``l2-mma-6`` (MMA at ℓ2 d_max 2, 4, 6); the table's standard model is ``standard``
+(``zoo.names("l2")``, ``zoo.manifest(norm="l2")``, ``python -m mma_edu.zoo build --norm l2``).
+
 Use::
 
     from mma_edu import zoo
@@ -57,6 +63,8 @@ from .files import write_json
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "zoo_weights"
 MANIFEST = "manifest.json"
+MANIFEST_L2 = "manifest-l2.json"  # the ℓ2 zoo's (its models are named "l2-...")
+NORMS = ("linf", "l2")
 FORMAT = "mma-edu-zoo/1"
 
 # The budget every model gets (training steps, batch, optimizer, attack iterations, seed).
@@ -109,6 +117,20 @@ EVAL: dict[str, Any] = {
     "check_n": 200,  # tests re-run everything on the first check_n digits of the same subset
 }
 
+# The ℓ2 zoo's protocol: the same digits, batches and seed; ε 1–4 (the paper's MNIST ℓ2 list), PGD step ε/4
+# (the paper's step); margins are minimum ℓ2 distances by estimate_margins(method="best") (AN-PGD and FMN,
+# the shorter verified one), the measure of the paper's ℓ2 table (which used Carlini-Wagner ℓ2).
+EVAL_L2: dict[str, Any] = {
+    **{k: v for k, v in EVAL.items() if k not in ("margin",)},
+    "norm": "l2",
+    "eps": [1.0, 2.0, 3.0, 4.0],
+    "step_fraction": 0.25,
+    "margin_max_eps": 10.0,
+    "margin_method": "best",
+    "margin": "margin_distribution(method='best'): AN-PGD 40 steps + FMN 100 steps, shorter verified point, refine 1",
+}
+PROTOCOLS = {"linf": EVAL, "l2": EVAL_L2}
+
 
 @dataclass(frozen=True)
 class ZooSpec:
@@ -117,6 +139,7 @@ class ZooSpec:
     name: str
     kind: str
     size: float | None = None
+    norm: str = "linf"
 
     def method(self, steps_per_epoch: int):
         """A fresh training method (methods keep per-run state: never share one between runs)."""
@@ -127,18 +150,20 @@ class ZooSpec:
             return Standard()
         if self.kind == "pgd":
             warmup = round(WARMUP_FRACTION * BUDGET["epochs"] * steps_per_epoch)
-            return PGDAT(self.size, "linf", steps=steps, warmup_steps=warmup)
+            return PGDAT(self.size, self.norm, steps=steps, warmup_steps=warmup)
         clean = 1 / 3 if self.kind == "mma" else 0.0
-        return MMA(self.size, "linf", clean_weight=clean, steps=steps)  # mineps = d_max/10 (the default)
+        return MMA(self.size, self.norm, clean_weight=clean, steps=steps)  # mineps = d_max/10 (the default)
 
     def describe(self) -> str:
+        norm = "" if self.norm == "linf" else f" ({self.norm})"
         if self.kind == "standard":
             return "standard training (clean cross-entropy)"
         if self.kind == "pgd":
-            return f"PGD-AT at eps={self.size:g} (eps ramped linearly from 0 over the first {WARMUP_FRACTION:.0%} of steps)"
+            return (f"PGD-AT{norm} at eps={self.size:g} (eps ramped linearly from 0 over the first "
+                    f"{WARMUP_FRACTION:.0%} of steps)")
         if self.kind == "mma":
-            return f"MMA, d_max={self.size:g}, 1/3 clean loss, mineps=d_max/10"
-        return f"OMMA (MMA without clean loss), d_max={self.size:g}, mineps=d_max/10"
+            return f"MMA{norm}, d_max={self.size:g}, 1/3 clean loss, mineps=d_max/10"
+        return f"OMMA{norm} (MMA without clean loss), d_max={self.size:g}, mineps=d_max/10"
 
 
 SPECS: tuple[ZooSpec, ...] = (
@@ -152,18 +177,34 @@ SPECS: tuple[ZooSpec, ...] = (
     ZooSpec("omma-0.3", "omma", 0.3),
     ZooSpec("omma-0.45", "omma", 0.45),
 )
-_BY_NAME = {s.name: s for s in SPECS}
+# The ℓ2 zoo: the models of the paper's MNIST ℓ2 table (its standard model is the ℓ∞ zoo's "standard",
+# which trains on clean digits only; it is measured with the ℓ2 protocol too).
+SPECS_L2: tuple[ZooSpec, ...] = (
+    ZooSpec("l2-pgd-2", "pgd", 2.0, "l2"),
+    ZooSpec("l2-pgd-4", "pgd", 4.0, "l2"),
+    ZooSpec("l2-mma-2", "mma", 2.0, "l2"),
+    ZooSpec("l2-mma-4", "mma", 4.0, "l2"),
+    ZooSpec("l2-mma-6", "mma", 6.0, "l2"),
+)
+_BY_NAME = {s.name: s for s in SPECS + SPECS_L2}
 
 
-def names() -> list[str]:
-    """The zoo's model names, in a fixed order (standard, PGD-AT by ε, MMA, OMMA)."""
-    return [s.name for s in SPECS]
+def _check_norm(norm: str) -> str:
+    if norm not in NORMS:
+        raise ValueError(f"norm must be one of {NORMS!r}, got {norm!r}")
+    return norm
+
+
+def names(norm: str = "linf") -> list[str]:
+    """The zoo's model names for ``norm``, in a fixed order: ℓ∞ (default) standard, PGD-AT by ε, MMA, OMMA;
+    ℓ2 PGD-AT by ε, then MMA by d_max (the ℓ2 table's standard model is the ℓ∞ zoo's "standard")."""
+    return [s.name for s in (SPECS if _check_norm(norm) == "linf" else SPECS_L2)]
 
 
 def spec(name: str) -> ZooSpec:
     """The :class:`ZooSpec` called ``name``; a ValueError lists the names otherwise."""
     if name not in _BY_NAME:
-        raise ValueError(f"name must be one of {names()!r}, got {name!r}")
+        raise ValueError(f"name must be one of {names() + names('l2')!r}, got {name!r}")
     return _BY_NAME[name]
 
 
@@ -176,12 +217,14 @@ def weight_path(name: str, root: str | os.PathLike | None = None) -> Path:
     return _root(root) / f"{spec(name).name}.pt"
 
 
-def manifest(root: str | os.PathLike | None = None) -> dict:
-    """The manifest (``<root>/manifest.json``): protocol, budget and one entry per built model."""
-    path = _root(root) / MANIFEST
+def manifest(root: str | os.PathLike | None = None, norm: str = "linf") -> dict:
+    """The manifest of the ``norm`` zoo (``<root>/manifest.json``, or ``manifest-l2.json`` for ℓ2): protocol,
+    budget and one entry per built model."""
+    path = _root(root) / (MANIFEST if _check_norm(norm) == "linf" else MANIFEST_L2)
     if not path.is_file():
+        flag = "" if norm == "linf" else " --norm l2"
         raise FileNotFoundError(f"no zoo manifest at {path}; build the zoo with `make zoo` "
-                                "(python -m mma_edu.zoo build)")
+                                f"(python -m mma_edu.zoo build{flag})")
     with open(path) as f:
         return json.load(f)
 
@@ -224,8 +267,9 @@ class Measurement:
 
     correct: Tensor  # (N,) bool: clean digit classified correctly
     robust: Tensor  # (N, len(eps)) bool: no PGD restart succeeded at that ε (nor at any smaller one)
-    margin: Tensor  # (N,) ℓ∞ margin estimate (0 where misclassified)
+    margin: Tensor  # (N,) margin estimate in the protocol's norm (0 where misclassified)
     pred: Tensor  # (N,) predicted class
+    eps: tuple[float, ...] = tuple(EVAL["eps"])  # the protocol's ε list (the columns of robust)
 
     def summary(self, n: int | None = None) -> dict:
         """Clean accuracy, robust accuracy per ε (keys "0.1", ...), AvgRobAcc, margin statistics and the
@@ -236,7 +280,7 @@ class Measurement:
         return {
             "n": k,
             "clean": self.correct[:k].double().mean().item(),
-            "robust": {f"{e:g}": a for e, a in zip(EVAL["eps"], rob)},
+            "robust": {f"{e:g}": a for e, a in zip(self.eps, rob)},
             "avg_rob_acc": sum(rob) / len(rob),
             "median_margin": m.median().item(),
             "mean_margin": m.mean().item(),
@@ -246,34 +290,36 @@ class Measurement:
         }
 
 
-def as_robust_accuracy(m: Measurement):
+def as_robust_accuracy(m: Measurement, norm: str = "linf"):
     """A :class:`~mma_edu.evaluate.RobustAccuracy` of a measurement (for tables with intervals and plots)."""
     from .evaluate import RobustAccuracy
 
-    return RobustAccuracy(EVAL["norm"], list(EVAL["eps"]), m.correct.double().mean().item(),
-                          m.robust.double().mean(0).tolist(), m.robust, EVAL["step_fraction"])
+    p = PROTOCOLS[_check_norm(norm)]
+    return RobustAccuracy(p["norm"], list(p["eps"]), m.correct.double().mean().item(),
+                          m.robust.double().mean(0).tolist(), m.robust, p["step_fraction"])
 
 
-def measure(model: nn.Module, n: int | None = None) -> Measurement:
-    """Measure ``model`` on the first ``n`` evaluation digits (default EVAL["n"]) with the protocol :data:`EVAL`:
-    whitebox PGD (:func:`mma_edu.evaluate.robust_accuracy`) and ℓ∞ margins
-    (:func:`mma_edu.evaluate.margin_distribution`), both seeded."""
+def measure(model: nn.Module, n: int | None = None, norm: str = "linf") -> Measurement:
+    """Measure ``model`` on the first ``n`` evaluation digits (default EVAL["n"]) with the ``norm`` protocol
+    (:data:`EVAL` for ℓ∞, :data:`EVAL_L2` for ℓ2): whitebox PGD (:func:`mma_edu.evaluate.robust_accuracy`)
+    and margins (:func:`mma_edu.evaluate.margin_distribution`), both seeded."""
     from .evaluate import margin_distribution, robust_accuracy
     from .losses import is_correct
 
-    data = eval_data(n)
+    p = PROTOCOLS[_check_norm(norm)]
+    data = eval_data(p["n"] if n is None else n)
     model = model.cpu().eval()
-    bs = EVAL["batch_size"]
-    ra = robust_accuracy(model, data, norm=EVAL["norm"], eps_list=EVAL["eps"], steps=EVAL["pgd_steps"],
-                         restarts=EVAL["restarts"], losses=EVAL["losses"], step_fraction=EVAL["step_fraction"],
-                         batch_size=bs, device="cpu", seed=EVAL["seed"], progress=False)
-    md = margin_distribution(model, data, norm=EVAL["norm"], max_eps=EVAL["margin_max_eps"],
-                             refine=EVAL["margin_refine"], batch_size=bs, device="cpu", seed=EVAL["seed"],
-                             progress=False)
+    bs = p["batch_size"]
+    ra = robust_accuracy(model, data, norm=p["norm"], eps_list=p["eps"], steps=p["pgd_steps"],
+                         restarts=p["restarts"], losses=p["losses"], step_fraction=p["step_fraction"],
+                         batch_size=bs, device="cpu", seed=p["seed"], progress=False)
+    md = margin_distribution(model, data, norm=p["norm"], max_eps=p["margin_max_eps"], refine=p["margin_refine"],
+                             batch_size=bs, device="cpu", seed=p["seed"], progress=False,
+                             **({"method": p["margin_method"]} if "margin_method" in p else {}))
     with torch.no_grad():
         logits = model(data.x)
     return Measurement(correct=is_correct(logits, data.y), robust=ra.robust, margin=md.margin,
-                       pred=logits.argmax(1))
+                       pred=logits.argmax(1), eps=tuple(p["eps"]))
 
 
 # ----------------------------------------------------------------------------
@@ -326,7 +372,7 @@ def train_one(name: str, root: str | os.PathLike | None = None, progress: bool =
     })
     shipped = load(name, root)  # measure exactly what ships
     t1 = time.perf_counter()
-    measured = measure(shipped)
+    measured = measure(shipped, norm=s.norm)
     last = history.epochs[-1]
     return {
         "name": name,
@@ -336,6 +382,7 @@ def train_one(name: str, root: str | os.PathLike | None = None, progress: bool =
         "file": path.name,
         "bytes": path.stat().st_size,
         "sha256": _sha256(path),
+        "norm": s.norm,
         "parameters": count_parameters(shipped),
         "method": method.config(),
         "command": f"python -m mma_edu.zoo build --only {name}",
@@ -348,18 +395,22 @@ def train_one(name: str, root: str | os.PathLike | None = None, progress: bool =
         "eval_seconds": round(time.perf_counter() - t1, 1),
         "final_epoch_train_clean_acc": last.get("clean_acc"),
         "eval": measured.summary(),
-        "check": measured.summary(EVAL["check_n"]),
+        "check": measured.summary(PROTOCOLS[s.norm]["check_n"]),
     }
 
 
 def build(only: Sequence[str] | None = None, root: str | os.PathLike | None = None, progress: bool = False,
-          log=print) -> dict:
-    """Train, save and measure the zoo (or the models in ``only``); merges into the manifest and returns it."""
-    todo = names() if not only else [spec(n).name for n in only]
+          log=print, norm: str = "linf") -> dict:
+    """Train, save and measure the ``norm`` zoo (or its models in ``only``); merges into its manifest and returns
+    it. The ℓ2 manifest also holds the ℓ∞ zoo's "standard" model measured with the ℓ2 protocol."""
+    todo = names(norm) if not only else [spec(n).name for n in only]
+    wrong = [n for n in todo if spec(n).norm != norm]
+    if wrong:
+        raise ValueError(f"only: {wrong} are not models of the {norm} zoo {names(norm)}")
     out = _root(root)
     out.mkdir(parents=True, exist_ok=True)
     try:
-        current = manifest(root)
+        current = manifest(root, norm)
     except FileNotFoundError:
         current = {}
     models = dict(current.get("models", {}))
@@ -376,23 +427,37 @@ def build(only: Sequence[str] | None = None, root: str | os.PathLike | None = No
             "format": FORMAT,
             "recipe": recipe(),
             "budget": {**BUDGET, "pgd_warmup_fraction": WARMUP_FRACTION},
-            "protocol": EVAL,
+            "protocol": PROTOCOLS[norm],
             "total_seconds": round(sum(m["train_seconds"] + m["eval_seconds"] for m in models.values()), 1),
-            "models": {n: models[n] for n in names() if n in models},
+            "models": {n: models[n] for n in names(norm) if n in models},
         }
-        write_json(out / MANIFEST, result)  # after every model: an interrupted build keeps what it made
+        if norm == "l2":
+            result["standard"] = current.get("standard") or _measure_standard_l2(root)
+        write_json(out / (MANIFEST if norm == "linf" else MANIFEST_L2), result)  # an interrupted build keeps what it made
     log(f"[zoo] built {len(todo)} model(s) in {time.perf_counter() - t0:.0f} s into {out}")
-    return manifest(root)
+    return manifest(root, norm)
+
+
+def _measure_standard_l2(root: str | os.PathLike | None) -> dict:
+    """The ℓ∞ zoo's "standard" model (clean training: no norm involved) measured with the ℓ2 protocol."""
+    path = weight_path("standard", root)
+    m = measure(load("standard", root), norm="l2")
+    return {"name": "standard", "file": path.name, "sha256": _sha256(path), "code_version": code_version(),
+            "eval": m.summary(), "check": m.summary(EVAL_L2["check_n"])}
 
 
 def table(man: dict | None = None) -> str:
     """The manifest's numbers as a plain-text table (accuracies in %, margins in input units)."""
     man = manifest() if man is None else man
+    norm = man["protocol"].get("norm", "linf")
     eps = [f"{e:g}" for e in man["protocol"]["eps"]]
     head = f"{'model':<10} {'clean':>6} " + " ".join(f"{'eps ' + e:>8}" for e in eps) + f" {'median':>7} {'train s':>7}"
     rows = [head]
-    for name in names():
-        m = man["models"].get(name)
+    models = dict(man["models"])
+    if norm == "l2" and "standard" in man:
+        models = {"standard": {**man["standard"], "train_seconds": 0}, **models}
+    for name in (["standard"] if norm == "l2" else []) + names(norm):
+        m = models.get(name)
         if m is None:
             rows.append(f"{name:<10} (not built)")
             continue
@@ -406,7 +471,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mma_edu.zoo", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="train, save and measure the zoo's models")
-    b.add_argument("--only", nargs="+", metavar="NAME", help=f"build only these (of {', '.join(names())})")
+    b.add_argument("--only", nargs="+", metavar="NAME",
+                   help=f"build only these (of {', '.join(names())}; with --norm l2: {', '.join(names('l2'))})")
+    b.add_argument("--norm", default="linf", choices=NORMS, help="which zoo: linf (default) or l2")
     b.add_argument("--out", default=None, help=f"folder for weights and manifest (default {WEIGHTS_DIR})")
     b.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (default 1: this small net gains little from more, and results "
@@ -414,22 +481,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     b.add_argument("--progress", action="store_true", help="show training progress bars")
     lst = sub.add_parser("list", help="the zoo's models and their measured numbers")
     lst.add_argument("--out", default=None, help="folder holding the manifest (default: the package's)")
+    lst.add_argument("--norm", default="linf", choices=NORMS, help="which zoo: linf (default) or l2")
     args = parser.parse_args(argv)
     if args.cmd == "list":
         try:
-            print(table(manifest(args.out)))
+            print(table(manifest(args.out, args.norm)))
         except FileNotFoundError:
-            for s in SPECS:
+            for s in (SPECS if args.norm == "linf" else SPECS_L2):
                 print(f"{s.name:<10} {s.describe()}  (not built)")
         return 0
     if args.only:
-        bad = [n for n in args.only if n not in _BY_NAME]
+        bad = [n for n in args.only if n not in names(args.norm)]
         if bad:
-            parser.error(f"--only: unknown name(s) {bad}; choose from {names()}")
+            parser.error(f"--only: unknown name(s) {bad} for --norm {args.norm}; choose from {names(args.norm)}")
     if args.threads < 1:
         parser.error(f"--threads must be >= 1, got {args.threads}")
     torch.set_num_threads(args.threads)
-    man = build(args.only, args.out, progress=args.progress)
+    man = build(args.only, args.out, progress=args.progress, norm=args.norm)
     print(table(man))
     return 0
 
