@@ -16,7 +16,7 @@ BROWSER_PYTEST := OMP_NUM_THREADS=1 $(PY) -m pytest --browser tests/browser
 BROWSER_SELECT ?=
 CHROMIUM := $(or $(MMA_EDU_CHROMIUM),$(shell command -v chromium || command -v chromium-browser || command -v google-chrome))
 
-.PHONY: lab test test-browser book app tour bench zoo student venv clean
+.PHONY: lab test test-browser book app tour bench zoo zoo-l2 budget-study student venv clean
 
 venv: $(STAMP)
 
@@ -67,6 +67,16 @@ student: $(STAMP)
 # Retrain the course's model zoo (mma_edu/zoo_weights/: weights + manifest.json), about 15 min on one CPU thread.
 zoo: $(STAMP)
 	$(PY) -m mma_edu.zoo build
+
+# The l2 zoo (the rows of the paper's MNIST l2 table): mma_edu/zoo_weights/l2-*.pt + manifest-l2.json.
+zoo-l2: $(STAMP)
+	$(PY) -m mma_edu.zoo build --norm l2
+
+# The training-budget study (mma_edu/budget_study.py): about 2-3 h on 2 CPU cores, resumable (runs again
+# skip what is done); results in mma_edu/zoo_weights/budget_study.json, training folders in runs/budget_study/.
+STUDY_WORKERS ?= 2
+budget-study: $(STAMP)
+	OMP_NUM_THREADS=1 $(PY) -m mma_edu.budget_study run --workers $(STUDY_WORKERS)
 
 bench: $(STAMP)
 	$(PY) -m bench.mma_step

@@ -1,0 +1,130 @@
+"""The training-budget study (mma_edu/budget_study.py): its plan, its statistics against hand computations,
+one real (tiny) run that resumes, and the shipped results' internal consistency."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from mma_edu import budget_study as bs
+from mma_edu import zoo
+from mma_edu.train import MMA, PGDAT
+
+
+def test_plan_runs_the_headline_pair_first_at_four_budgets_or_more_and_every_explanation():
+    runs = bs.plan()
+    keys = [r.key for r in runs]
+    assert len(set(keys)) == len(keys), "keys must be unique (they name result entries and folders)"
+    first = runs[: 2 * len(bs.BUDGETS)]
+    assert {(r.model_name, r.steps) for r in first} == {(m, b) for b in bs.BUDGETS for m in ("mma-0.45", "pgd-0.4")}
+    assert len(bs.BUDGETS) >= 4 and bs.BUDGETS[0] == 1600 and list(bs.BUDGETS) == sorted(bs.BUDGETS)
+    for m in ("omma-0.45", "pgd-0.3"):
+        assert {r.steps for r in runs if r.model_name == m and not r.variant} == set(bs.BUDGETS)
+    assert f"mma-0.45@{bs.MID_BUDGET}+k40" in keys and f"pgd-0.4@{bs.MID_BUDGET}+noramp" in keys
+    for seed in (1, 2):
+        assert f"mma-0.45@{bs.FINAL_BUDGET}+s{seed}" in keys and f"pgd-0.4@{bs.FINAL_BUDGET}+s{seed}" in keys
+
+
+def test_study_runs_make_the_methods_they_name():
+    pgd = bs.StudyRun("pgd", 0.4, 3200).method()
+    assert isinstance(pgd, PGDAT) and pgd.eps == 0.4 and pgd.steps == 10 and pgd.warmup_steps == 800
+    assert bs.StudyRun("pgd", 0.4, 3200, ramp=False).method().warmup_steps == 0
+    mma = bs.StudyRun("mma", 0.45, 1600, attack_steps=40).method()
+    assert isinstance(mma, MMA) and mma.steps == 40 and mma.clean_weight == pytest.approx(1 / 3)
+    assert bs.StudyRun("omma", 0.45, 1600).method().clean_weight == 0
+    assert bs.StudyRun("mma", 0.45, 12800, seed=2).variant == "seed 2"
+    with pytest.raises(ValueError, match="kind"):
+        bs.StudyRun("trades", 0.3, 1600)
+    with pytest.raises(ValueError, match="steps"):
+        bs.StudyRun("mma", 0.45, 0)
+
+
+def test_bits_round_trip():
+    t = torch.tensor([True, False, False, True, True])
+    assert bs.bits(t) == "10011" and torch.equal(bs.unbits(bs.bits(t)), t)
+
+
+def _entry(correct: list[int], robust: dict[str, list[int]], steps: int = 1600) -> dict:
+    pd = {"correct": "".join(map(str, correct)), **{f"robust_{k}": "".join(map(str, v)) for k, v in robust.items()}}
+    return {"steps": steps, "eval": {"per_digit": pd}}
+
+
+def test_paired_gap_matches_a_hand_computation():
+    g = torch.Generator().manual_seed(0)
+    cols = ["0.1", "0.2", "0.3", "0.4"]
+    a_bits = torch.rand(5, 400, generator=g) < 0.7
+    b_bits = torch.rand(5, 400, generator=g) < 0.5
+    a = _entry(a_bits[0].int().tolist(), {c: a_bits[i + 1].int().tolist() for i, c in enumerate(cols)})
+    b = _entry(b_bits[0].int().tolist(), {c: b_bits[i + 1].int().tolist() for i, c in enumerate(cols)})
+    d = a_bits.double().mean(0) - b_bits.double().mean(0)  # each digit's share of the grid, a minus b
+    gap, lo, hi = bs.paired_gap(a, b)
+    half = 1.96 * d.std().item() / math.sqrt(400)
+    assert gap == pytest.approx(d.mean().item()) and lo == pytest.approx(gap - half) and hi == pytest.approx(gap + half)
+    rgap, rlo, rhi = bs.paired_gap(b, a)
+    assert rgap == pytest.approx(-gap) and rlo == pytest.approx(-hi)
+    # A model right everywhere against one wrong everywhere: a gap of exactly 1 and no spread.
+    ones, zeros = _entry([1] * 10, {c: [1] * 10 for c in cols}), _entry([0] * 10, {c: [0] * 10 for c in cols})
+    assert bs.paired_gap(ones, zeros) == pytest.approx((1.0, 1.0, 1.0))
+
+
+def test_gap_trend_recovers_a_known_line_and_its_crossing():
+    # gap = -0.16 + 0.02 * log2(steps / 1600): closes 2 points per doubling, crosses 0 at 1600 * 2**8.
+    rows = [{"steps": s, "gap": -0.16 + 0.02 * math.log2(s / 1600), "low": 0, "high": 0} for s in (1600, 3200, 6400, 12800)]
+    for r in rows:
+        r["low"], r["high"] = r["gap"] - 0.03, r["gap"] + 0.03
+    t = bs.gap_trend(rows)
+    assert t["per_doubling"] == pytest.approx(0.02) and t["crossing_steps"] == pytest.approx(1600 * 2 ** 8, rel=1e-6)
+    widening = [{**r, "gap": -r["gap"] - 0.2} for r in rows]
+    assert bs.gap_trend(widening)["crossing_steps"] is None
+    with pytest.raises(ValueError, match="two budgets"):
+        bs.gap_trend(rows[:1])
+
+
+@pytest.mark.slow
+def test_a_tiny_run_trains_keeps_its_best_epoch_measures_and_resumes(tmp_path, monkeypatch):
+    monkeypatch.setitem(zoo.EVAL, "n", 100)
+    monkeypatch.setitem(bs.SETUP, "val_margin_digits", 20)
+    run = bs.StudyRun("mma", 0.45, 3)
+    entry = bs.run_one(run, tmp_path)
+    ev = entry["eval"]
+    assert entry["key"] == "mma-0.45@3" and entry["best_step"] == 3 and ev["n"] == 100
+    assert len(ev["per_digit"]["correct"]) == 100
+    assert ev["avg_acc"] == pytest.approx(bs.per_digit_score(entry).mean().item())
+    curve = [ev["clean"]] + [ev["robust"][f"{e:g}"] for e in bs.PAPER_EPS + bs.EXTRA_EPS]
+    assert all(b <= a for a, b in zip(curve, curve[1:])), curve
+    # The folder holds the finished run: a second call resumes it and measures the same weights.
+    again = bs.run_one(run, tmp_path)
+    assert again["resumed"] and again["eval"]["per_digit"] == ev["per_digit"]
+
+
+def test_run_study_skips_runs_already_in_the_results(tmp_path):
+    run = bs.StudyRun("mma", 0.45, 1600)
+    path = tmp_path / "results.json"
+    bs.write_json(path, {"format": bs.FORMAT, "setup": bs.SETUP, "runs": {run.key: {"key": run.key}}})
+    logged = []
+    data = bs.run_study([run], workers=1, results=path, runs_dir=tmp_path / "runs", log=logged.append)
+    assert data["runs"] == {run.key: {"key": run.key}} and "0 to go" in logged[0]
+    assert not (tmp_path / "runs").exists()
+    with pytest.raises(ValueError, match="workers"):
+        bs.run_study([run], workers=0, results=path)
+    bs.write_json(path, {"format": "something else", "runs": {}})
+    with pytest.raises(ValueError, match="budget-study"):
+        bs.load_results(path)
+
+
+def test_shipped_results_are_consistent():
+    if not bs.RESULTS.is_file():
+        pytest.skip(f"no study results shipped yet ({bs.RESULTS}): run `make budget-study`")
+    data = bs.load_results()
+    assert data["runs"], "an empty results file"
+    known = {r.key for r in bs.plan()}
+    for key, e in data["runs"].items():
+        assert key in known and e["key"] == key
+        ev = e["eval"]
+        assert ev["n"] == zoo.EVAL["n"] and len(ev["per_digit"]["correct"]) == ev["n"]
+        assert ev["avg_acc"] == pytest.approx(bs.per_digit_score(e).mean().item()), key
+        curve = [ev["clean"]] + [ev["robust"][f"{x:g}"] for x in bs.PAPER_EPS + bs.EXTRA_EPS]
+        assert all(b <= a for a, b in zip(curve, curve[1:])), (key, curve)
+        assert 0 < e["best_step"] <= e["steps"] and e["train_seconds"] > 0
