@@ -47,6 +47,7 @@ import torch
 from torch import Tensor
 
 from .files import write_json
+from .verdicts import interval_verdict, paired_mean_difference
 
 RESULTS = Path(__file__).resolve().parent / "zoo_weights" / "budget_study.json"
 FORMAT = "mma-edu-budget-study/1"
@@ -328,13 +329,11 @@ def per_digit_score(entry: dict) -> Tensor:
     return torch.stack(cols, 1).double().mean(1)
 
 
-def paired_gap(a: dict, b: dict, z: float = 1.96) -> tuple[float, float, float]:
+def paired_gap(a: dict, b: dict) -> tuple[float, float, float]:
     """AvgAcc of entry ``a`` minus entry ``b`` on the same digits, with a 95% interval from the paired
-    per-digit differences (normal approximation; n = 500): (gap, low, high)."""
-    d = per_digit_score(a) - per_digit_score(b)
-    gap = d.mean().item()
-    half = z * d.std(unbiased=True).item() / math.sqrt(len(d))
-    return gap, gap - half, gap + half
+    per-digit differences (:func:`mma_edu.verdicts.paired_mean_difference`; n = 500): (gap, low, high)."""
+    v = paired_mean_difference(per_digit_score(a), per_digit_score(b))
+    return v.difference, v.low, v.high
 
 
 def gap_table(data: dict | None = None, a: str = "mma-0.45", b: str = "pgd-0.4") -> list[dict]:
@@ -348,7 +347,7 @@ def gap_table(data: dict | None = None, a: str = "mma-0.45", b: str = "pgd-0.4")
             continue
         gap, lo, hi = paired_gap(ea, eb)
         rows.append({"steps": steps, a: ea["eval"]["avg_acc"], b: eb["eval"]["avg_acc"],
-                     "gap": gap, "low": lo, "high": hi})
+                     "gap": gap, "low": lo, "high": hi, "verdict": interval_verdict(gap, lo, hi).verdict})
     return rows
 
 
@@ -390,7 +389,8 @@ def table(data: dict | None = None) -> str:
         rows.append("")
         rows.append("AvgAcc gap MMA-0.45 - PGD-AT 0.4 (paired, 95% interval), in points:")
         for g in gaps:
-            rows.append(f"  {g['steps']:>6} steps: {100 * g['gap']:+6.1f}  [{100 * g['low']:+.1f}, {100 * g['high']:+.1f}]")
+            rows.append(f"  {g['steps']:>6} steps: {100 * g['gap']:+6.1f}  [{100 * g['low']:+.1f}, {100 * g['high']:+.1f}]"
+                        f"  MMA better: {g['verdict']}")
         if len(gaps) >= 2:
             t = gap_trend(gaps)
             cross = "not closing" if t["crossing_steps"] is None else f"crosses 0 near {t['crossing_steps']:,.0f} steps"

@@ -1,0 +1,117 @@
+"""Claims judged with statistics: "holds", "does not hold", or "unresolved at this n".
+
+Two models measured on the same digits are compared *paired*: only the digits that one gets right and the
+other wrong carry information about which is better (McNemar's test). The exact two-sided McNemar test is
+the binomial test of those discordant counts against ½: with b digits where A alone is right and c where B
+alone is, p = P(|Bin(b + c, ½) − (b+c)/2| ≥ |b − (b+c)/2|).
+
+The verdict of the claim "A is better than B" at level ``alpha`` (default 0.05):
+
+- **holds**: A is right on more of the discordant digits and p < alpha;
+- **does not hold**: B is right on more of them and p < alpha (the data contradicts the claim);
+- **unresolved at this n**: p ≥ alpha — the difference is inside the noise, in either direction.
+
+For averaged scores (e.g. AvgAcc, whose per-digit value is the share of the ε grid a digit survives) the
+same three verdicts come from a paired 95% interval of the mean difference: :func:`interval_verdict`.
+The notebooks' checks and ``tests/test_zoo_claims.py`` both call these functions, so a claim is judged by one
+rule everywhere.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+HOLDS = "holds"
+FAILS = "does not hold"
+UNRESOLVED = "unresolved at this n"
+ALPHA = 0.05
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of one paired comparison "A better than B".
+
+    ``a_only`` / ``b_only``: digits only A / only B gets right (McNemar), or None for interval verdicts;
+    ``difference``: A's rate (or mean score) minus B's; ``p``: the two-sided p-value (None for intervals);
+    ``low`` / ``high``: the difference's 95% interval where one was computed."""
+
+    verdict: str
+    difference: float
+    p: float | None = None
+    a_only: int | None = None
+    b_only: int | None = None
+    n: int | None = None
+    low: float | None = None
+    high: float | None = None
+
+    @property
+    def holds(self) -> bool:
+        return self.verdict == HOLDS
+
+    def __str__(self) -> str:
+        diff = f"{100 * self.difference:+.1f} points"
+        if self.p is not None:
+            return (f"{self.verdict} ({diff}; {self.a_only} digits only A gets right, {self.b_only} only B; "
+                    f"McNemar exact p = {self.p:.3g}, n = {self.n})")
+        return f"{self.verdict} ({diff}, 95% interval [{100 * self.low:+.1f}, {100 * self.high:+.1f}])"
+
+
+def _as_bool(v: Tensor, name: str) -> Tensor:
+    v = torch.as_tensor(v)
+    if v.dim() != 1:
+        raise ValueError(f"{name} must be a vector (N,) of per-digit outcomes, got shape {tuple(v.shape)}")
+    return v.bool()
+
+
+def mcnemar_p(a_only: int, b_only: int) -> float:
+    """Exact two-sided McNemar p-value for the discordant counts (1.0 when there are none)."""
+    for name, v in (("a_only", a_only), ("b_only", b_only)):
+        if not isinstance(v, int) or v < 0:
+            raise ValueError(f"{name} must be a count >= 0, got {v!r}")
+    m = a_only + b_only
+    if m == 0:
+        return 1.0
+    k = min(a_only, b_only)
+    # P(X <= k) for X ~ Bin(m, 1/2), doubled (the distribution is symmetric), capped at 1.
+    tail = sum(math.comb(m, i) for i in range(k + 1)) / 2.0 ** m
+    return min(1.0, 2 * tail)
+
+
+def compare(a: Tensor, b: Tensor, alpha: float = ALPHA) -> Verdict:
+    """The claim "A is better than B", judged on per-digit outcomes (N,) bool (e.g. correct, or robust at ε)
+    of the same N digits by the exact McNemar test at ``alpha``."""
+    a, b = _as_bool(a, "a"), _as_bool(b, "b")
+    if a.shape != b.shape:
+        raise ValueError(f"a and b must be outcomes on the same digits, got {tuple(a.shape)} and {tuple(b.shape)}")
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
+    a_only, b_only = int((a & ~b).sum()), int((b & ~a).sum())
+    p = mcnemar_p(a_only, b_only)
+    diff = (a_only - b_only) / len(a)
+    verdict = UNRESOLVED if p >= alpha else (HOLDS if a_only > b_only else FAILS)
+    return Verdict(verdict, diff, p, a_only, b_only, len(a))
+
+
+def interval_verdict(difference: float, low: float, high: float) -> Verdict:
+    """The claim "A's mean score exceeds B's" from the paired difference and its 95% interval: holds if the
+    interval lies above 0, does not hold if below, unresolved if it contains 0."""
+    if not low <= difference <= high:
+        raise ValueError(f"need low <= difference <= high, got {low}, {difference}, {high}")
+    verdict = HOLDS if low > 0 else FAILS if high < 0 else UNRESOLVED
+    return Verdict(verdict, difference, low=low, high=high)
+
+
+def paired_mean_difference(a: Tensor, b: Tensor, z: float = 1.96) -> Verdict:
+    """Per-digit scores (N,) of A and B on the same digits: the mean of a − b with its normal-approximation
+    interval (z·sd/√N), judged by :func:`interval_verdict`."""
+    a, b = torch.as_tensor(a, dtype=torch.float64), torch.as_tensor(b, dtype=torch.float64)
+    if a.dim() != 1 or a.shape != b.shape:
+        raise ValueError(f"a and b must be score vectors (N,) on the same digits, got {tuple(a.shape)} and {tuple(b.shape)}")
+    d = a - b
+    mean = d.mean().item()
+    half = z * d.std(unbiased=True).item() / math.sqrt(len(d)) if len(d) > 1 else math.inf
+    return interval_verdict(mean, mean - half, mean + half)
