@@ -127,6 +127,7 @@ EVAL_L2: dict[str, Any] = {
     "step_fraction": 0.25,
     "margin_max_eps": 10.0,
     "margin_method": "best",
+    "check_n": 100,  # the ℓ2 margin search (AN-PGD + FMN) costs more: the tests re-measure 100 digits
     "margin": "margin_distribution(method='best'): AN-PGD 40 steps + FMN 100 steps, shorter verified point, refine 1",
 }
 PROTOCOLS = {"linf": EVAL, "l2": EVAL_L2}
