@@ -474,7 +474,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     b = sub.add_parser("build", help="train, save and measure the zoo's models")
     b.add_argument("--only", nargs="+", metavar="NAME",
                    help=f"build only these (of {', '.join(names())}; with --norm l2: {', '.join(names('l2'))})")
-    b.add_argument("--norm", default="linf", choices=NORMS, help="which zoo: linf (default) or l2")
+    b.add_argument("--norm", default=None, choices=NORMS,
+                   help="which zoo: linf or l2 (default: the zoo of the --only names, else linf)")
     b.add_argument("--out", default=None, help=f"folder for weights and manifest (default {WEIGHTS_DIR})")
     b.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (default 1: this small net gains little from more, and results "
@@ -491,6 +492,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             for s in (SPECS if args.norm == "linf" else SPECS_L2):
                 print(f"{s.name:<10} {s.describe()}  (not built)")
         return 0
+    if args.norm is None:  # "--only l2-mma-4" alone builds it: the manifest's recorded command stays short
+        args.norm = "l2" if args.only and all(n in names("l2") for n in args.only) else "linf"
     if args.only:
         bad = [n for n in args.only if n not in names(args.norm)]
         if bad:
