@@ -346,8 +346,10 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def train_one(name: str, root: str | os.PathLike | None = None, progress: bool = False) -> dict:
-    """Train zoo model ``name`` with :data:`BUDGET`, save its weights, measure them; returns its manifest entry."""
+def train_one(name: str, root: str | os.PathLike | None = None, progress: bool = False,
+              version: str | None = None) -> dict:
+    """Train zoo model ``name`` with :data:`BUDGET`, save its weights, measure them; returns its manifest entry.
+    ``version``: the code's :func:`code_version`, read when the build started (default: now)."""
     from .checkpoint import FORMAT as CKPT_FORMAT, save_checkpoint
     from .data import mnist_offline
     from .models import build_model, count_parameters
@@ -388,7 +390,7 @@ def train_one(name: str, root: str | os.PathLike | None = None, progress: bool =
         "method": method.config(),
         "command": f"python -m mma_edu.zoo build --only {name}",
         "seed": BUDGET["seed"],
-        "code_version": code_version(),
+        "code_version": version or code_version(),
         "torch": torch.__version__,
         "python": platform.python_version(),
         "threads": torch.get_num_threads(),
@@ -415,10 +417,11 @@ def build(only: Sequence[str] | None = None, root: str | os.PathLike | None = No
     except FileNotFoundError:
         current = {}
     models = dict(current.get("models", {}))
+    version = code_version()  # the code this process runs: read once, before a later commit can move HEAD
     t0 = time.perf_counter()
     for name in todo:
         log(f"[zoo] {name}: {spec(name).describe()}")
-        entry = train_one(name, root, progress)
+        entry = train_one(name, root, progress, version)
         models[name] = entry
         ev = entry["eval"]
         rob = " ".join(f"{k}:{v:.3f}" for k, v in ev["robust"].items())
@@ -433,17 +436,17 @@ def build(only: Sequence[str] | None = None, root: str | os.PathLike | None = No
             "models": {n: models[n] for n in names(norm) if n in models},
         }
         if norm == "l2":
-            result["standard"] = current.get("standard") or _measure_standard_l2(root)
+            result["standard"] = current.get("standard") or _measure_standard_l2(root, version)
         write_json(out / (MANIFEST if norm == "linf" else MANIFEST_L2), result)  # an interrupted build keeps what it made
     log(f"[zoo] built {len(todo)} model(s) in {time.perf_counter() - t0:.0f} s into {out}")
     return manifest(root, norm)
 
 
-def _measure_standard_l2(root: str | os.PathLike | None) -> dict:
+def _measure_standard_l2(root: str | os.PathLike | None, version: str) -> dict:
     """The ℓ∞ zoo's "standard" model (clean training: no norm involved) measured with the ℓ2 protocol."""
     path = weight_path("standard", root)
     m = measure(load("standard", root), norm="l2")
-    return {"name": "standard", "file": path.name, "sha256": _sha256(path), "code_version": code_version(),
+    return {"name": "standard", "file": path.name, "sha256": _sha256(path), "code_version": version,
             "eval": m.summary(), "check": m.summary(EVAL_L2["check_n"])}
 
 
