@@ -47,7 +47,7 @@ import torch
 from torch import Tensor
 
 from .files import write_json
-from .verdicts import interval_verdict, paired_mean_difference
+from .verdicts import bits, interval_verdict, paired_mean_difference, unbits
 
 RESULTS = Path(__file__).resolve().parent / "zoo_weights" / "budget_study.json"
 FORMAT = "mma-edu-budget-study/1"
@@ -167,16 +167,6 @@ def splits():
 
     train, val = holdout(mnist_offline().train, SETUP["val_size"], seed=0)
     return train, val, eval_data()
-
-
-def bits(t: Tensor) -> str:
-    """A bool vector (N,) as a string of 0s and 1s (stored per digit for paired comparisons)."""
-    return "".join("1" if v else "0" for v in t.tolist())
-
-
-def unbits(s: str) -> Tensor:
-    """The inverse of :func:`bits`: a bool tensor (N,)."""
-    return torch.tensor([c == "1" for c in s], dtype=torch.bool)
 
 
 def measure(model) -> dict:

@@ -60,6 +60,18 @@ class Verdict:
         return f"{self.verdict} ({diff}, 95% interval [{100 * self.low:+.1f}, {100 * self.high:+.1f}])"
 
 
+def bits(t: Tensor) -> str:
+    """Per-digit outcomes (N,) bool as a string of 0s and 1s: how results files store them for paired tests."""
+    return "".join("1" if v else "0" for v in torch.as_tensor(t).bool().tolist())
+
+
+def unbits(s: str) -> Tensor:
+    """The inverse of :func:`bits`: a bool tensor (N,); a ValueError if ``s`` holds other characters."""
+    if set(s) - {"0", "1"}:
+        raise ValueError(f"per-digit outcomes must be a string of 0s and 1s, got {s[:20]!r}...")
+    return torch.tensor([c == "1" for c in s], dtype=torch.bool)
+
+
 def _as_bool(v: Tensor, name: str) -> Tensor:
     v = torch.as_tensor(v)
     if v.dim() != 1:

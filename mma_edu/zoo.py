@@ -290,6 +290,15 @@ class Measurement:
             "top_class_fraction": self.pred[:k].bincount(minlength=10).max().item() / k,
         }
 
+    def per_digit(self) -> dict:
+        """Every digit's outcome, for paired comparisons (:mod:`mma_edu.verdicts`): ``correct`` and
+        ``robust_<ε>`` as 0/1 strings (:func:`mma_edu.verdicts.bits`), ``margin`` as a list (5 decimals)."""
+        from .verdicts import bits
+
+        return {"correct": bits(self.correct),
+                **{f"robust_{e:g}": bits(self.robust[:, i]) for i, e in enumerate(self.eps)},
+                "margin": [round(v, 5) for v in self.margin.double().tolist()]}
+
 
 def as_robust_accuracy(m: Measurement, norm: str = "linf"):
     """A :class:`~mma_edu.evaluate.RobustAccuracy` of a measurement (for tables with intervals and plots)."""
@@ -399,6 +408,7 @@ def train_one(name: str, root: str | os.PathLike | None = None, progress: bool =
         "final_epoch_train_clean_acc": last.get("clean_acc"),
         "eval": measured.summary(),
         "check": measured.summary(PROTOCOLS[s.norm]["check_n"]),
+        "per_digit": measured.per_digit(),
     }
 
 
@@ -447,7 +457,29 @@ def _measure_standard_l2(root: str | os.PathLike | None, version: str) -> dict:
     path = weight_path("standard", root)
     m = measure(load("standard", root), norm="l2")
     return {"name": "standard", "file": path.name, "sha256": _sha256(path), "code_version": version,
-            "eval": m.summary(), "check": m.summary(EVAL_L2["check_n"])}
+            "eval": m.summary(), "check": m.summary(EVAL_L2["check_n"]), "per_digit": m.per_digit()}
+
+
+def remeasure(root: str | os.PathLike | None = None, norm: str = "linf", log=print) -> dict:
+    """Measure the shipped weights of the ``norm`` zoo again (no training) and store each model's per-digit
+    outcomes (``per_digit``) in its manifest entry, beside the numbers the build measured; a model whose
+    summary now differs from the build's is reported (same machine and seed: it should not)."""
+    man = manifest(root, norm)
+    entries = dict(man["models"])
+    if norm == "l2":
+        entries["standard"] = man["standard"]
+    for name, entry in entries.items():
+        if _sha256(weight_path(name, root)) != entry["sha256"]:
+            raise ValueError(f"{name}: the weights are not the ones the manifest measured; rebuild with "
+                             f"`python -m mma_edu.zoo build --only {name}`")
+        m = measure(load(name, root), norm=norm)
+        same = m.summary() == entry["eval"]
+        log(f"[zoo] {name}: per-digit outcomes stored; summary {'unchanged' if same else 'DIFFERS from the build'}")
+        entry["per_digit"] = m.per_digit()
+        if not same:
+            entry["remeasured_eval"] = m.summary()
+    write_json(_root(root) / (MANIFEST if norm == "linf" else MANIFEST_L2), man)
+    return man
 
 
 def table(man: dict | None = None) -> str:
@@ -484,10 +516,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help="torch CPU threads (default 1: this small net gains little from more, and results "
                         "depend slightly on the thread count)")
     b.add_argument("--progress", action="store_true", help="show training progress bars")
+    rm = sub.add_parser("remeasure", help="measure the shipped weights again and store per-digit outcomes")
+    rm.add_argument("--out", default=None, help="folder holding weights and manifest (default: the package's)")
+    rm.add_argument("--norm", default="linf", choices=NORMS, help="which zoo: linf (default) or l2")
     lst = sub.add_parser("list", help="the zoo's models and their measured numbers")
     lst.add_argument("--out", default=None, help="folder holding the manifest (default: the package's)")
     lst.add_argument("--norm", default="linf", choices=NORMS, help="which zoo: linf (default) or l2")
     args = parser.parse_args(argv)
+    if args.cmd == "remeasure":
+        torch.set_num_threads(1)
+        remeasure(args.out, args.norm)
+        return 0
     if args.cmd == "list":
         try:
             print(table(manifest(args.out, args.norm)))

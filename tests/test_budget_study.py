@@ -41,11 +41,6 @@ def test_study_runs_make_the_methods_they_name():
         bs.StudyRun("mma", 0.45, 0)
 
 
-def test_bits_round_trip():
-    t = torch.tensor([True, False, False, True, True])
-    assert bs.bits(t) == "10011" and torch.equal(bs.unbits(bs.bits(t)), t)
-
-
 def _entry(correct: list[int], robust: dict[str, list[int]], steps: int = 1600) -> dict:
     pd = {"correct": "".join(map(str, correct)), **{f"robust_{k}": "".join(map(str, v)) for k, v in robust.items()}}
     return {"steps": steps, "eval": {"per_digit": pd}}

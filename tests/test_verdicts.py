@@ -78,3 +78,10 @@ def test_paired_mean_difference_matches_a_hand_computation():
     assert v.difference == pytest.approx(d.mean()) and v.low == pytest.approx(d.mean() - half)
     assert v.verdict == (V.HOLDS if v.low > 0 else V.FAILS if v.high < 0 else V.UNRESOLVED)
     assert V.paired_mean_difference(a + 0.5, a).holds and V.paired_mean_difference(a, a + 0.5).verdict == V.FAILS
+
+
+def test_per_digit_outcomes_round_trip_as_strings():
+    t = torch.tensor([True, False, False, True, True])
+    assert V.bits(t) == "10011" and torch.equal(V.unbits(V.bits(t)), t)
+    with pytest.raises(ValueError, match="0s and 1s"):
+        V.unbits("10x1")
