@@ -28,7 +28,7 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import Tensor
 
-from .. import norms
+from .. import norms, paper
 
 __all__ = [
     "ExerciseError",
@@ -623,7 +623,7 @@ def check_standardization(fn: Callable | None) -> bool | None:
 
 # ----------------------------------------------------------------------------------------------- 07 evaluation
 
-PAPER_MNIST_MMA_ROW = (98.9, 97.9, 96.0, 92.6, 85.2)  # clean, then ε = 0.1, 0.2, 0.3, 0.4 (%, the paper's MMA-0.45)
+PAPER_MNIST_MMA_ROW = paper.MNIST_LINF["mma-0.45"]  # clean, then ε = 0.1, 0.2, 0.3, 0.4 (%, the paper's MMA-0.45)
 
 
 def check_avg_accuracies(avg_acc: float | None, avg_rob_acc: float | None,
