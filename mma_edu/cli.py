@@ -611,7 +611,9 @@ def main(argv: list[str] | None = None) -> int:
             # Only rank 0 prints (and writes files); every rank's errors still reach stderr.
             quiet = contextlib.redirect_stdout(open(os.devnull, "w")) if not dist.is_main else contextlib.nullcontext()
             with quiet:
-                return args.func(args)
+                code = args.func(args)
+                sys.stdout.flush()  # here, where a reader that went away (| head) is handled
+                return code
         except (CLIError, ValueError, CheckpointError, DatasetNotFoundError) as err:
             # One line, no traceback: the message says what is wrong and what is valid.
             print(f"mma-edu {command}{where}: error: {_one_line(err)}", file=sys.stderr)
