@@ -7,6 +7,7 @@ failure here cannot interrupt pytest itself.
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -335,3 +336,79 @@ def test_resume_with_other_validation_settings_is_refused_before_loading_data(tm
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and f"{flag} (saved" in err and "Traceback" not in err, err
     assert (out / LAST).read_bytes() == before and not (out / LOCK).exists()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Issue 27: a step whose loss is not finite (--nan-policy stop|skip)
+# ---------------------------------------------------------------------------------------------------------
+
+def _nan_at(method, calls: set[int]):
+    """``method`` whose loss is NaN at the given (1-based) calls of batch_loss."""
+    real, count = method.batch_loss, [0]
+
+    def batch_loss(*args, **kwargs):
+        count[0] += 1
+        loss, stats = real(*args, **kwargs)
+        if count[0] in calls:
+            loss = loss * float("nan")
+            stats = {**stats, "loss": float("nan")}
+        return loss, stats
+
+    method.batch_loss = batch_loss
+    return method
+
+
+def test_a_nan_loss_stops_the_run_keeps_the_last_good_checkpoint_and_names_the_step(tmp_path):
+    from mma_edu.train.loop import NonFiniteLoss
+
+    _train(tmp_path / "ref", 4)
+    torch.manual_seed(0)
+    with pytest.raises(NonFiniteLoss) as info:
+        fit(Linear(4, 2), _toy(), _nan_at(Standard(), {6}), steps=8, batch_size=10, eval_data=_toy(),
+            out=tmp_path / "run", progress=False, device="cpu")
+    message = str(info.value)
+    assert info.value.step == 6 and "the loss of step 6 is nan" in message and "(step 4) is kept" in message, message
+    assert "--nan-policy skip" in message
+    kept = read_checkpoint(tmp_path / "run" / LAST)
+    assert kept["step"] == 4 and all(torch.isfinite(v).all() for v in kept["model"].values())
+    assert all(torch.equal(a, b) for a, b in zip(read_checkpoint(tmp_path / "ref" / LAST)["model"].values(),
+                                                 kept["model"].values()))  # the first epoch's, untouched
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [BEST, HISTORY, LAST]
+
+
+def test_a_nan_loss_with_skip_leaves_the_weights_alone_and_goes_on(tmp_path, capsys):
+    torch.manual_seed(0)
+    skipping = Linear(4, 2)
+    hist = fit(skipping, _toy(), _nan_at(Standard(), {3}), steps=4, batch_size=10, progress=False, device="cpu",
+               nan_policy="skip", lr=0.05)
+    assert "the loss of step 3 is nan (not finite): skipped it" in capsys.readouterr().out
+    assert len(hist.step_loss) == 4 and math.isnan(hist.step_loss[2])
+    assert all(torch.isfinite(p).all() for p in skipping.parameters())
+    # Step 3 changed nothing: the weights after step 3 are those after step 2.
+    torch.manual_seed(0)
+    two = Linear(4, 2)
+    seen = []
+    fit(two, _toy(), _nan_at(Standard(), {3}), steps=3, batch_size=10, progress=False, device="cpu",
+        nan_policy="skip", lr=0.05, callbacks=[lambda e: e.kind == "step" and seen.append(
+            {k: v.clone() for k, v in two.state_dict().items()})])
+    assert all(torch.equal(seen[1][k], seen[2][k]) for k in seen[1]) and not all(
+        torch.equal(seen[0][k], seen[1][k]) for k in seen[0])
+
+
+def test_a_nan_loss_on_the_command_line_is_one_line_exit_1(tmp_path, monkeypatch, capsys):
+    from mma_edu.train.methods import Standard as StandardMethod
+
+    real, count = StandardMethod.batch_loss, [0]
+
+    def batch_loss(self, *args, **kwargs):
+        count[0] += 1
+        loss, stats = real(self, *args, **kwargs)
+        return (loss * float("nan"), stats) if count[0] == 2 else (loss, stats)
+
+    monkeypatch.setattr(StandardMethod, "batch_loss", batch_loss)
+    out = tmp_path / "run"
+    assert main(["train", "--preset", "mnist-standard", "--data", "offline", "--steps", "3", "--val-size", "0",
+                 "--out", str(out), "--no-progress", "--device", "cpu"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "the loss of step 2 is nan" in err and "Traceback" not in err, err
+    assert not (out / LOCK).exists()

@@ -232,7 +232,7 @@ def train_step(model: nn.Module, method: Method, optimizer: torch.optim.Optimize
     if dist is not None and dist.active:
         finite = dist.max_int(0 if finite else 1) == 0  # every rank skips the same step, or none does
     if not finite:
-        return {**stats, "_nonfinite": True}
+        return {**stats, "loss": float(loss.detach().float().mean()), "_nonfinite": True}
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if dist is not None and dist.active:
