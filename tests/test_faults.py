@@ -412,3 +412,22 @@ def test_a_nan_loss_on_the_command_line_is_one_line_exit_1(tmp_path, monkeypatch
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "the loss of step 2 is nan" in err and "Traceback" not in err, err
     assert not (out / LOCK).exists()
+
+
+def test_a_signal_after_fit_has_set_up_but_before_the_first_step_writes_nothing(tmp_path, monkeypatch, capsys):
+    """A real SIGINT once fit's signal handling is in place, before step 1: exit 130, one line, no files."""
+    import mma_edu.train.loop as loop
+
+    class SignalOnEntry(loop.GracefulStop):
+        def __enter__(self):
+            entered = super().__enter__()
+            os.kill(os.getpid(), signal.SIGINT)  # handled by GracefulStop: recorded, not raised
+            return entered
+
+    monkeypatch.setattr(loop, "GracefulStop", SignalOnEntry)
+    out = tmp_path / "new" / "run"
+    assert main(["train", "--preset", "mnist-standard", "--data", "offline", "--steps", "2", "--out", str(out),
+                 "--no-progress", "--device", "cpu"]) == 130
+    err = capsys.readouterr().err.strip()
+    assert err == "mma-edu train: SIGINT received before the first step: stopped, nothing written", err
+    assert not (tmp_path / "new").exists()

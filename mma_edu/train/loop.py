@@ -676,6 +676,9 @@ def fit(
                     if step % steps_per_epoch == 0:
                         end_epoch(step, partial=False)
                 if halt is not None and step < total:
+                    if step == start_step:  # before the first step: the folder already holds this state, if any
+                        kept = out_dir / LAST if out_dir is not None and resume else None
+                        raise TrainingInterrupted(halt, step, kept, before_first_step=True)
                     raise TrainingInterrupted(halt, step, save_last(step))
                 if step % steps_per_epoch and step > start_step:
                     end_epoch(step, partial=True)
@@ -687,6 +690,9 @@ def fit(
             # On several processes the other ranks know nothing of it: saving (a collective) would hang.
             if in_step or dist.active:
                 raise
+            if step == start_step:  # no step taken: what the folder holds is this state already
+                raise TrainingInterrupted(signal.SIGINT, step, out_dir / LAST if out_dir is not None and resume
+                                          else None, before_first_step=True) from err
             raise TrainingInterrupted(signal.SIGINT, step, save_last(step)) from err
         finally:
             method.dist = None
