@@ -197,7 +197,7 @@ def load(name: str, root: str | os.PathLike | None = None, device: str | torch.d
     from .checkpoint import load_checkpoint
     from .device import resolve_device
 
-    resolve_device(device)  # a bad device name is the caller's error, not the file's
+    device = resolve_device(device)  # a bad device name is the caller's error, not the file's
     path = weight_path(name, root)
     rebuild = f"rebuild it with `python -m mma_edu.zoo build --only {name}`" + (
         " (or restore the shipped file: git checkout mma_edu/zoo_weights)" if root is None else "")
