@@ -21,7 +21,7 @@ import pytest
 def tmpfs(where: Path, size: str = "256k") -> Iterator[Path]:
     """A fresh tmpfs of ``size`` mounted at ``where`` (skips the test where that is impossible)."""
     if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("a real full or read-only disk needs root to mount a tmpfs")
+        pytest.skip("a real full or read-only disk needs root and the mount command (for a tmpfs)")
     where.mkdir(parents=True, exist_ok=True)
     proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
                           capture_output=True, text=True)

@@ -65,12 +65,12 @@ COMMANDS = {
     "download --cache-dir": ["download", "checkpoint", "mnist-Linf-MMA-0.45-sd0", "--cache-dir", "{out}"],
     "train --out": ["train", "--preset", "mnist-standard", "--data", "offline", "--out", "{out}"],
 }
-# problem -> (how to make the path from tmp and the disks, text the error must hold)
+# problem -> (how to make the path from tmp and the disks (a callable: only these rows mount), the error's text)
 PROBLEMS = {
     "a-directory": (lambda t, d: t, "is a directory"),
     "under-a-file": (lambda t, d: t / "afile" / "sub" / "x.json", "'{tmp}/afile' is a file, not a folder"),
-    "read-only": (lambda t, d: d["readonly"] / "x.json", "read-only file system"),
-    "full-disk": (lambda t, d: d["full"] / "x.json", "no space left on device"),
+    "read-only": (lambda t, d: d()["readonly"] / "x.json", "read-only file system"),
+    "full-disk": (lambda t, d: d()["full"] / "x.json", "no space left on device"),
 }
 # A folder is expected for these: "a directory" is fine there, "a file" is the problem instead.
 FOLDER_OPTIONS = ("download --cache-dir", "train --out")
@@ -78,11 +78,11 @@ FOLDER_OPTIONS = ("download --cache-dir", "train --out")
 
 @pytest.mark.parametrize("problem", list(PROBLEMS))
 @pytest.mark.parametrize("command", list(COMMANDS))
-def test_every_output_path_is_checked_before_any_work(tmp_path, monkeypatch, capsys, disks, command, problem):
+def test_every_output_path_is_checked_before_any_work(tmp_path, monkeypatch, capsys, request, command, problem):
     import mma_edu.evaluate
 
     make, text = PROBLEMS[problem]
-    out = make(tmp_path, disks)
+    out = make(tmp_path, lambda: request.getfixturevalue("disks"))
     (tmp_path / "afile").write_text("a file")
     if command in FOLDER_OPTIONS and problem == "a-directory":
         out, text = tmp_path / "afile", "is an existing file, not a folder"
@@ -220,3 +220,23 @@ def test_a_closed_pipe_ends_quietly_like_a_unix_tool(tmp_path):
     piped = subprocess.run(f"{sys.executable} -m mma_edu.cli download checkpoint --list --cache-dir {tmp_path} "
                            "| head -1", shell=True, capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert piped.stderr == "" and len(piped.stdout.splitlines()) == 1, piped.stderr
+
+
+def test_full_and_read_only_checks_without_a_mount(tmp_path, monkeypatch):
+    """The same checks where no tmpfs can be mounted: the file system's answers injected."""
+    real = os.statvfs
+
+    class Full:
+        def __init__(self, st, readonly=False):
+            self.f_bavail = self.f_bfree = 0 if not readonly else st.f_bfree
+            self.f_frsize = st.f_frsize
+            self.f_flag = st.f_flag | (os.ST_RDONLY if readonly else 0)
+
+    monkeypatch.setattr(mma_edu.files.os, "statvfs", lambda p: Full(real(p)))
+    with pytest.raises(OutputPathError, match="no space left on device") as info:
+        check_output_file(tmp_path / "x.json", "--json")
+    assert info.value.errno == errno.ENOSPC and "--json" in str(info.value)
+    monkeypatch.setattr(mma_edu.files.os, "statvfs", lambda p: Full(real(p), readonly=True))
+    monkeypatch.setattr(mma_edu.files.os, "access", lambda p, mode: False)
+    with pytest.raises(OutputPathError, match="read-only file system"):
+        check_output_dir(tmp_path / "cache", "--cache-dir")
