@@ -281,6 +281,7 @@ class NonFiniteLoss(RuntimeError):
                          f"the weights with it; {where}. Lower the learning rate, or skip such steps with "
                          "--nan-policy skip (nan_policy='skip')")
 
+
 # Settings that may differ between a run and its resumption; any other difference is refused.
 _MAY_CHANGE = ("steps", "device", "world_size")
 
@@ -501,7 +502,7 @@ def fit(
             if overwrite:
                 for name in (LAST, BEST, HISTORY):
                     (out_dir / name).unlink(missing_ok=True)
-        start_step, best, best_step, pending, owe_partial = 0, -math.inf, None, False, False
+        start_step, best, best_step, pending, owe_record = 0, -math.inf, None, False, False
         acc = _EpochStats()
         if resume:
             # Rank 0 reads last.pt and sends it to the others (no shared filesystem needed).
@@ -534,8 +535,8 @@ def fit(
             if start_step >= total:
                 history.config["steps"] = start_step
                 asked, total = total, start_step
-                # a last epoch cut short by the run's end owes its partial record if an interruption took it
-                owe_partial = not pending and not any(
+                # the record of the epoch ending at the last step, if an interruption took it (pending: below)
+                owe_record = not pending and not any(
                     e.get("step") == start_step for e in prev.epochs)
         else:
             torch.manual_seed(seed)
@@ -635,7 +636,7 @@ def fit(
             with stop:
                 if pending:
                     end_epoch(start_step, partial=False)
-                elif owe_partial:
+                elif owe_record:
                     end_epoch(start_step, partial=bool(start_step % steps_per_epoch))
                 order = None
                 while step < total and (halt := stop_signal()) is None:
