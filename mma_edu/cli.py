@@ -630,6 +630,10 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     except KeyboardInterrupt:
         print(f"mma-edu {command or 'command'}{where}: interrupted", file=sys.stderr)
+        # A Ctrl-C that passed through Python source run from C (string exec, as parts of torch's import do)
+        # leaves CPython's "unhandled KeyboardInterrupt" flag set, and under `python -m` CPython would then end
+        # the process by SIGINT at exit although it was handled here. Any later string exec clears the flag.
+        exec("pass", {})  # noqa: S102 - a constant, to exit with the status returned below
         return 130
     except BrokenPipeError:
         return _stdout_gone()
