@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .files import atomic_write
+from .files import write_serialized
 from .models import build_model
 
 FORMAT = "mma-edu/1"
@@ -39,11 +39,36 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
     checkpoint intact, never a truncated one.
     SIGINT and SIGTERM arriving meanwhile are held until the file is in place
     (:func:`mma_edu.interrupts.deferred_signals`), so Ctrl-C never loses a save.
+    The file is serialized in memory first, so a full disk is an
+    :class:`~mma_edu.files.OutputPathError` ("cannot write PATH: no space left on
+    device; the previous file is kept"), not an error from inside torch.save.
     """
     path = Path(path)
     if path.is_dir():
         raise CheckpointError(f"cannot write checkpoint {path}: it is a directory")
-    return atomic_write(path, lambda f: torch.save(state, f))
+    return write_serialized(path, lambda f: torch.save(state, f))
+
+
+def first_nonfinite(state_dict: dict[str, Any]) -> str | None:
+    """A description of the first floating-point tensor holding NaN or inf (None when all are finite)."""
+    for name, t in state_dict.items():
+        if torch.is_tensor(t) and (t.is_floating_point() or t.is_complex()):
+            bad = ~torch.isfinite(t)
+            if bool(bad.any()):
+                n_nan = int(torch.isnan(t).sum())
+                what = ", ".join(w for w in (f"{n_nan:,} NaN" if n_nan else "",
+                                             f"{int(bad.sum()) - n_nan:,} inf" if int(bad.sum()) > n_nan else "") if w)
+                return f"{name!r} holds {what} of {t.numel():,} values"
+    return None
+
+
+def check_finite(state_dict: dict[str, Any], where: str) -> None:
+    """Refuse weights with NaN or inf (a diverged run, a damaged file): they evaluate to accuracy 0 and
+    margins 0 without any error. Raises :class:`CheckpointError` naming the first bad tensor."""
+    problem = first_nonfinite(state_dict)
+    if problem is not None:
+        raise CheckpointError(f"{where}: non-finite weights: {problem} (a diverged run or a damaged file); "
+                              "these weights cannot be evaluated or trained on")
 
 
 @dataclass
@@ -132,7 +157,8 @@ def load_checkpoint(
 
     Reads the authors' ``{'epoch', 'model'}`` files, ours, and bare state_dicts,
     always with ``weights_only=True``. Raises :class:`CheckpointError` naming
-    the missing, unexpected or mis-shaped keys when the architecture differs.
+    the missing, unexpected or mis-shaped keys when the architecture differs,
+    and the first tensor holding NaN or inf (parameters and buffers).
     """
     state = read_checkpoint(path, map_location)
     sd = state["model"] if isinstance(state.get("model"), dict) else state
@@ -153,5 +179,6 @@ def load_checkpoint(
             raise CheckpointError(f"checkpoint {path}: cannot build model {name!r} with model_kwargs {kwargs!r}: "
                                   f"{err}") from err
     _check_fits(model, sd, str(path))
+    check_finite(sd, f"checkpoint {path}")
     model.load_state_dict(sd)
     return Checkpoint(model=model, epoch=state.get("epoch"), state=state)

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -20,7 +19,10 @@ from pathlib import Path
 DATA_CHOICES = ("offline", "full")
 # Defaults of `mma-edu train` options that a resumed run must repeat when changed.
 TRAIN_DEFAULTS = {"val_size": None, "selection": "reference", "seed": 0, "precision": "fp32", "root": "data",
-                  "device": "auto"}
+                  "device": "auto", "nan_policy": "stop"}
+# The `mma-edu train` option behind each setting a run records (for errors a user can act on).
+SETTING_FLAGS = {"eval_size": "--val-size", "selection": "--selection", "seed": "--seed", "preset": "--preset",
+                 "precision": "--precision", "batch_size": "the batch size (--dry-run caps it)"}
 
 
 class CLIError(Exception):
@@ -82,17 +84,58 @@ def _resume_command(args) -> str:
     return " ".join(parts)
 
 
-def cmd_train(args) -> int:
-    import torch
-    from tqdm.auto import tqdm
+class _RunFolder:
+    """``mma-edu train``'s hold on its --out folder from before any data is loaded: checked, created,
+    locked (rank 0), and on resume the saved run read and compared with the command's settings.
+    On leaving, the lock is released and folders it created are removed again if nothing was written."""
 
-    from . import data as D
-    from .checkpoint import read_checkpoint
-    from .interrupts import TrainingInterrupted
-    from .models import build_model
+    def __init__(self, out: Path, args, dist, expected: dict):
+        self.out, self.args, self.dist, self.expected = out, args, dist, expected
+        self.created: list[Path] = []
+        self.lock = None
+
+    def _prepare(self) -> dict | None:
+        from .checkpoint import read_checkpoint
+        from .train import LAST
+        from .train.loop import _settings_differences, owed_repairs
+        from .train.run_folder import RunFolderError, RunLock, check_run_folder
+
+        check_run_folder(self.out, resume=self.args.resume, overwrite=self.args.force)
+        missing = [p for p in (self.out, *self.out.parents) if not p.exists()]
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.created = missing  # deepest first
+        self.lock = RunLock(self.out)
+        self.lock.acquire()
+        if not self.args.resume:
+            return None
+        ck = read_checkpoint(self.out / LAST)
+        saved = ck.get("history", {}).get("config", {})
+        diffs = _settings_differences(saved, self.expected)
+        if diffs:
+            named = [f"{SETTING_FLAGS.get(d.split(' ', 1)[0], d.split(' ', 1)[0])} {d.split(' ', 1)[1]}" for d in diffs]
+            raise RunFolderError(f"cannot resume {str(self.out)!r} with other settings than it was trained with: "
+                                 + "; ".join(named) + " (repeat the run's settings, or start afresh with --force)")
+        return {"step": ck.get("step", 0), "owed": owed_repairs(ck, self.out)}
+
+    def __enter__(self) -> dict | None:
+        try:
+            return self.dist.on_main(self._prepare)
+        except BaseException:
+            self.__exit__()
+            raise
+
+    def __exit__(self, *exc) -> None:
+        if self.lock is not None:
+            self.lock.release()
+        for folder in self.created:  # an interrupted or failed start leaves no empty folders behind
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+
+
+def cmd_train(args) -> int:
     from .presets import get_preset
-    from .train import BEST, HISTORY, LAST, fit
-    from .train.run_folder import check_run_folder
 
     try:
         preset = get_preset(args.preset)
@@ -109,23 +152,43 @@ def cmd_train(args) -> int:
     steps = dry.train_steps(steps) if dry else steps
     batch_size = dry.train_batch(preset.batch_size) if dry else preset.batch_size
 
-    def check_folder() -> int:
-        check_run_folder(out, resume=args.resume, overwrite=args.force)
-        return read_checkpoint(out / LAST).get("step", 0) if args.resume else 0
-
-    # The folder is checked before any data is loaded or any step taken (by rank 0; its error on every rank).
-    saved = dist.on_main(check_folder)
-    if args.resume:
-        if saved >= steps:
-            print(f"the run in {out}/ is already complete: it stopped at step {saved:,}, and --steps asks for "
-                  f"{steps:,}. Nothing to do; pass a larger --steps to continue it.")
-            return 0
     method = preset.method(precision=args.precision) if preset.method_kind in ("mma", "omma") else preset.method()
-    splits = _load_splits(preset.dataset, args.data, args.root)
-    val = None
     n_val = 5000 if args.data == "full" else 400
     n_val = dry.n_examples(n_val, "validation examples") if dry else n_val
     val_size = n_val if args.val_size is None else min(args.val_size, n_val)
+    if preset.dataset != "mnist" and args.data == "offline":
+        _load_splits(preset.dataset, args.data, args.root)  # its one-line error, before the folder is touched
+    # What the saved run must match on --resume (fit checks the rest, e.g. the data, once it is loaded).
+    expected = {"preset": preset.name, "seed": args.seed, "batch_size": batch_size, **method.config(),
+                "eval_size": val_size, **({"selection": args.selection} if val_size > 0 else {})}
+    # The folder is checked and locked, and a resumed run's settings compared, before any data is loaded
+    # (by rank 0; its error on every rank).
+    with _RunFolder(out, args, dist, expected) as saved:
+        if saved is not None and saved["step"] >= steps:
+            if not saved["owed"]:
+                print(f"the run in {out}/ is already complete: it stopped at step {saved['step']:,}, and --steps "
+                      f"asks for {steps:,}. Nothing to do; pass a larger --steps to continue it.")
+                return 0
+            print(f"the run in {out}/ is complete (step {saved['step']:,}) but an interruption took "
+                  f"{'; '.join(saved['owed'])}: repairing it")
+        return _train_in_folder(args, preset, method, dist, device, out, steps, batch_size, n_val, val_size,
+                                saved["step"] if saved else 0, dry)
+
+
+def _train_in_folder(args, preset, method, dist, device, out, steps, batch_size, n_val, val_size, saved,
+                     dry) -> int:
+    """The rest of ``mma-edu train`` once its folder is held: load the data, build the model, fit."""
+    import torch
+    from tqdm.auto import tqdm
+
+    from . import data as D
+    from .interrupts import TrainingInterrupted
+    from .models import build_model
+    from .train import BEST, HISTORY, LAST, fit
+    from .train.loop import NonFiniteLoss
+
+    splits = _load_splits(preset.dataset, args.data, args.root)
+    val = None
     if val_size > 0:
         # The reference holds out the first 5,000 training images; the offline digits are stored
         # class by class, so there a stratified sample stands in for "the first".
@@ -175,8 +238,12 @@ def cmd_train(args) -> int:
             eval_size=val_size if val else 0, selection=args.selection, out=out, resume=args.resume,
             overwrite=args.force,
             device=args.device, seed=args.seed, progress=not args.no_progress, callbacks=[report],
-            meta={"preset": preset.name}, dist=dist,
+            meta={"preset": preset.name}, dist=dist, nan_policy=args.nan_policy,
         )
+    except NonFiniteLoss as err:
+        if dist.is_main:
+            print(f"mma-edu train: {err}", file=sys.stderr)
+        return 1
     except TrainingInterrupted as stop:
         if dist.is_main:  # every rank stopped after the same step; one says so
             print(f"mma-edu train: {stop}", file=sys.stderr)
@@ -214,12 +281,21 @@ def _load_for_eval(args):
     return ck, family, test
 
 
+def _check_outputs(args, *flags: str) -> None:
+    """Every output file the command was given (``--json``, ...) checked before any work, on rank 0 (which
+    writes them), its error on every rank: one line naming the option, the path and the problem."""
+    from .files import check_output_file
+
+    paths = [(flag, getattr(args, flag.lstrip("-").replace("-", "_"), None)) for flag in flags]
+    _dist(args).on_main(lambda: [check_output_file(path, flag) for flag, path in paths if path])
+
+
 def cmd_evaluate(args) -> int:
-    from .evaluate import robust_accuracy
+    from .evaluate import restart_plan, robust_accuracy
+    from .files import write_json
     from .presets import eval_step_fraction
 
-    from .evaluate import restart_plan
-
+    _check_outputs(args, "--json")
     plan = restart_plan(args.restarts, args.losses)  # checked before any data is loaded
     dry = _dry_run(args)
     if dry:
@@ -238,13 +314,15 @@ def cmd_evaluate(args) -> int:
     if dry:
         print(dry.report())
     if args.json and _dist(args).is_main:
-        Path(args.json).write_text(json.dumps(res.as_dict(), indent=1))
+        write_json(args.json, res.as_dict())  # atomic: a full disk leaves no empty file
     return 0
 
 
 def cmd_margins(args) -> int:
     from .evaluate import margin_distribution
+    from .files import write_json
 
+    _check_outputs(args, "--json")
     ck, family, test = _load_for_eval(args)
     print(f"checkpoint {args.checkpoint}; data {test.name} ({len(test):,} examples); {args.norm}, max_eps {args.max_eps:g}")
     res = margin_distribution(ck.model, test, norm=args.norm, max_eps=args.max_eps, steps=args.steps,
@@ -254,7 +332,7 @@ def cmd_margins(args) -> int:
         print(f"{k:>10}  {v:.4f}")
     print(f"  found by  {res.found_by_counts()}")  # l2: the shorter of AN-PGD's and FMN's, per example
     if args.json and _dist(args).is_main:
-        Path(args.json).write_text(json.dumps({"margin": res.margin.tolist(), "found": res.found.tolist()}))
+        write_json(args.json, {"margin": res.margin.tolist(), "found": res.found.tolist()}, indent=None)
     return 0
 
 
@@ -290,6 +368,16 @@ def _fraction(text: str) -> float:
     return v
 
 
+def _check_cache_dir(args, names: list[str]) -> None:
+    """The cache folder, before anything is fetched into it (only when something must be)."""
+    from . import released
+    from .files import check_output_dir
+
+    if not all(released.is_cached(n, args.cache_dir) for n in names):
+        root = args.cache_dir if args.cache_dir is not None else released.default_cache_dir()
+        check_output_dir(root, "--cache-dir" if args.cache_dir is not None else f"cache folder (${released.CACHE_ENV})")
+
+
 def cmd_download_checkpoint(args) -> int:
     from . import released
 
@@ -299,6 +387,9 @@ def cmd_download_checkpoint(args) -> int:
     if not args.name:
         raise CLIError("name a released model, 'all', or use --list to see the names")
     names = released.list_released() if args.name == "all" else [args.name]
+    if args.name != "all":
+        released.released_info(args.name)  # an unknown name: its error (with close names) first
+    _check_cache_dir(args, names)
     try:
         for name in names:
             path = released.download_checkpoint(name, cache_dir=args.cache_dir, base_url=args.base_url,
@@ -310,9 +401,12 @@ def cmd_download_checkpoint(args) -> int:
 
 
 def cmd_reproduce(args) -> int:
-    from .released import DownloadError
+    from .released import DownloadError, list_released
     from .reproduce import reproduce
 
+    _check_outputs(args, "--json", "--markdown", "--plot")
+    if args.model in list_released():
+        _dist(args).on_main(lambda: _check_cache_dir(args, [args.model]))
     dry = _dry_run(args)
     if dry:
         args.n, args.batch_size = dry.n_examples(args.n), dry.eval_batch_size(args.batch_size)
@@ -386,6 +480,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "a few percent; the bisection and training stay fp32). Default fp32")
     s.add_argument("--root", default="data", help="dataset folder for --data full (default: data)")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    s.add_argument("--nan-policy", choices=("stop", "skip"), default=TRAIN_DEFAULTS["nan_policy"],
+                   help="a step whose loss is NaN or inf never updates the weights; stop (default): end the run "
+                        "there, keeping the last checkpoint, and say which step; skip: leave that step out and go on")
     s.add_argument("--sync-bn", action="store_true",
                    help="under torchrun on GPUs: batch norm normalizes with the whole global batch (SyncBatchNorm); "
                         "default off, as the reference trains on one GPU")
@@ -475,36 +572,75 @@ def build_parser() -> argparse.ArgumentParser:
 DISTRIBUTED_COMMANDS = ("train", "evaluate", "margins", "reproduce")
 
 
+def _one_line(err: BaseException) -> str:
+    return " ".join(line.strip() for line in str(err).splitlines() if line.strip())
+
+
+def _stdout_gone() -> int:
+    """stdout's reader went away (``mma-edu ... | head -1``): stop quietly, as Unix tools do on SIGPIPE.
+    Later writes, including the interpreter's final flush, go to /dev/null instead of raising again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return 128 + 13  # the shell's status for a process ended by SIGPIPE
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; errors are one line on stderr (exit 2), Ctrl-C before or between the work is
+    "interrupted" (exit 130), never a traceback. Everything heavy (torch) is imported inside the guard,
+    so a Ctrl-C in the first seconds is handled like any other."""
     import contextlib
 
-    from . import distributed
-    from .checkpoint import CheckpointError
-    from .data import DatasetNotFoundError
-
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    dist = distributed.single()
-    where = ""
+    command, where, dist, distributed = "", "", None, None
     try:
-        if args.command in DISTRIBUTED_COMMANDS:
-            dist = distributed.init_from_env(getattr(args, "device", "auto"))
-            where = f" [rank {dist.rank} of {dist.world}]" if dist.active else ""
-        args.dist = dist
-        # Only rank 0 prints (and writes files); every rank's errors still reach stderr.
-        quiet = contextlib.redirect_stdout(open(os.devnull, "w")) if not dist.is_main else contextlib.nullcontext()
-        with quiet:
-            return args.func(args)
-    except (CLIError, ValueError, CheckpointError, DatasetNotFoundError, FileNotFoundError, PermissionError) as err:
-        # One line, no traceback: the message says what is wrong and what is valid.
-        text = " ".join(line.strip() for line in str(err).splitlines() if line.strip())
-        print(f"mma-edu {args.command}{where}: error: {text}", file=sys.stderr)
-        return 2
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        command = args.command
+        from . import distributed
+        from .checkpoint import CheckpointError
+        from .data import DatasetNotFoundError
+
+        dist = distributed.single()
+        try:
+            if args.command in DISTRIBUTED_COMMANDS:
+                dist = distributed.init_from_env(getattr(args, "device", "auto"))
+                where = f" [rank {dist.rank} of {dist.world}]" if dist.active else ""
+            args.dist = dist
+            # Only rank 0 prints (and writes files); every rank's errors still reach stderr.
+            quiet = contextlib.redirect_stdout(open(os.devnull, "w")) if not dist.is_main else contextlib.nullcontext()
+            with quiet:
+                code = args.func(args)
+                sys.stdout.flush()  # here, where a reader that went away (| head) is handled
+                return code
+        except (CLIError, ValueError, CheckpointError, DatasetNotFoundError) as err:
+            # One line, no traceback: the message says what is wrong and what is valid.
+            print(f"mma-edu {command}{where}: error: {_one_line(err)}", file=sys.stderr)
+            return 2
+        except BrokenPipeError:
+            return _stdout_gone()
+        except OSError as err:
+            # A path that cannot be read or written (missing, a folder, read-only, a full disk): its
+            # message names the path; our own OutputPathError says "cannot write PATH: REASON".
+            text = _one_line(err)
+            if err.filename is not None and str(err.filename) not in text:
+                text = f"{err.filename}: {text}"
+            print(f"mma-edu {command}{where}: error: {text}", file=sys.stderr)
+            return 2
     except KeyboardInterrupt:
-        print(f"mma-edu {args.command}{where}: interrupted", file=sys.stderr)
+        print(f"mma-edu {command or 'command'}{where}: interrupted", file=sys.stderr)
+        # A Ctrl-C that passed through Python source run from C (string exec, as parts of torch's import do)
+        # leaves CPython's "unhandled KeyboardInterrupt" flag set, and under `python -m` CPython would then end
+        # the process by SIGINT at exit although it was handled here. Any later string exec clears the flag.
+        exec("pass", {})  # noqa: S102 - a constant, to exit with the status returned below
         return 130
+    except BrokenPipeError:
+        return _stdout_gone()
     finally:
-        distributed.shutdown(dist)
+        if distributed is not None and dist is not None:
+            with contextlib.suppress(KeyboardInterrupt):
+                distributed.shutdown(dist)
 
 
 if __name__ == "__main__":

@@ -38,11 +38,15 @@ class TrainingInterrupted(KeyboardInterrupt):
     """Training stopped on SIGINT or SIGTERM after finishing a step.
 
     ``step`` is the last completed step, ``path`` the checkpoint that holds it
-    (None when the run had no ``out`` folder), ``signum`` the signal.
+    (None when the run had no ``out`` folder, or has no checkpoint yet), ``signum`` the signal.
+    ``before_first_step``: the signal came before this call took a step, and nothing was written.
     """
 
-    def __init__(self, signum: int, step: int, path=None):
+    def __init__(self, signum: int, step: int, path=None, before_first_step: bool = False):
         self.signum, self.step, self.path = signum, step, path
+        if before_first_step:  # nothing changed: nothing was written (path: the run's unchanged last.pt, if any)
+            super().__init__(f"{signal_name(signum)} received before the first step: stopped, nothing written")
+            return
         where = f"; saved {path}" if path is not None else " (no out folder: nothing saved)"
         super().__init__(f"{signal_name(signum)} received: stopped after step {step}{where}")
 

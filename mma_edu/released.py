@@ -340,13 +340,19 @@ def describe(info: ReleasedModel) -> str:
 
 
 def listing(cache_dir: str | os.PathLike | None = None) -> str:
-    """The released models, one a line (name, what it is, whether a copy is in the cache), and the cache folder."""
+    """The released models, one a line (name, what it is, whether a verified copy is in the cache, or a corrupt
+    one), and the cache folder."""
     names = list_released()
     width = max(map(len, names))
     lines = []
     for name in names:
         info = released_info(name)
-        mark = "  [downloaded]" if cached_path(name, cache_dir).is_file() else ""
+        path = cached_path(name, cache_dir)
+        mark = ""
+        if path.is_file():  # only a copy whose checksum verifies counts as downloaded
+            mark = ("  [downloaded]" if git_blob_sha1(path) == info.git_blob_sha1 else
+                    f"  [corrupt: {path.stat().st_size:,} bytes that fail the checksum; "
+                    f"'mma-edu download checkpoint {name}' fetches it again]")
         lines.append(f"{name:<{width}}  {describe(info)}{mark}")
     root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     lines.append(f"cache: {root} (set ${CACHE_ENV} or --cache-dir to change it)")

@@ -230,17 +230,33 @@ def manifest(root: str | os.PathLike | None = None, norm: str = "linf") -> dict:
         return json.load(f)
 
 
-def load(name: str, root: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> nn.Module:
+def load(name: str, root: str | os.PathLike | None = None, device: str | torch.device = "cpu", *,
+         verify: bool = True) -> nn.Module:
     """The zoo model ``name`` with its shipped weights, in eval mode on ``device``.
 
-    The model maps digits (N, 1, 28, 28) in [0, 1] to logits (N, 10).
+    The model maps digits (N, 1, 28, 28) in [0, 1] to logits (N, 10). The file must match the sha256
+    the manifest records for it (``verify=False``: skip that, as the build does before it records it);
+    a mismatch (bit flips, another model's file) is a ValueError that says how to rebuild it.
     """
     from .checkpoint import load_checkpoint
+    from .device import resolve_device
 
+    device = resolve_device(device)  # a bad device name is the caller's error, not the file's
     path = weight_path(name, root)
+    rebuild = f"rebuild it with `python -m mma_edu.zoo build --only {name}`" + (
+        " (or restore the shipped file: git checkout mma_edu/zoo_weights)" if root is None else "")
     if not path.is_file():
         raise FileNotFoundError(f"zoo weights for {name!r} not found at {path}; build them with "
                                 f"`python -m mma_edu.zoo build --only {name}`")
+    if verify:
+        expected = manifest(root).get("models", {}).get(name, {}).get("sha256")
+        if expected is None:
+            raise ValueError(f"zoo weights {path}: the manifest in {path.parent} records no sha256 for {name!r}, "
+                             f"so the file cannot be verified; {rebuild}")
+        got = _sha256(path)
+        if got != expected:
+            raise ValueError(f"zoo weights {path} do not match the manifest (sha256 {got[:16]}..., expected "
+                             f"{expected[:16]}...): the file is damaged or from another build; {rebuild}")
     return load_checkpoint(path, map_location=device).model.to(device).eval()
 
 
@@ -382,7 +398,7 @@ def train_one(name: str, root: str | os.PathLike | None = None, progress: bool =
         "epoch": BUDGET["epochs"], "step": BUDGET["epochs"] * steps_per_epoch, "model": state,
         "method": method.config(), "data": train.name, "meta": {"zoo": name},
     })
-    shipped = load(name, root)  # measure exactly what ships
+    shipped = load(name, root, verify=False)  # measure exactly what ships (its hash is recorded below)
     t1 = time.perf_counter()
     measured = measure(shipped, norm=s.norm)
     last = history.epochs[-1]

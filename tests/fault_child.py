@@ -98,6 +98,20 @@ def in_rename_of(name, at):
     return lambda: setattr(os, "replace", real)
 
 
+def in_validation(at, signals=(signal.SIGINT, signal.SIGINT)):
+    """Signals at the start of the at-th validation (the third is the final, partial epoch's: step 20)."""
+    import mma_edu.train.loop as loop
+
+    trigger, real = Trigger(at, signals), loop.validate
+
+    def validate(*args, **kwargs):
+        trigger.fire()
+        return real(*args, **kwargs)
+
+    loop.validate = validate
+    return lambda: setattr(loop, "validate", real)
+
+
 SCENARIOS = {
     "sigint-in-attack": lambda: in_forward(37),  # step 2, inside AN-PGD
     "sigint-in-attack-late": lambda: in_forward(170),  # step 18, the last epoch (partial)
@@ -106,6 +120,8 @@ SCENARIOS = {
     "sigint-in-last-write": lambda: in_torch_save(2),
     "sigint-in-history-write": lambda: in_rename_of("history.json", 1),
     "double-sigint-in-attack": lambda: in_forward(120, (signal.SIGINT, signal.SIGINT)),
+    # issue 27: at the very end; the resume then asks for no more steps ("already complete") and must repair
+    "double-sigint-in-final-validation": lambda: in_validation(3),
 }
 
 

@@ -8,6 +8,7 @@ name, or what is wrong). The command-line rows also check: exit status 2, one li
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,8 +17,9 @@ import pytest
 import torch
 
 from mma_edu import data as D
+from mma_edu import zoo
 from mma_edu.attacks import anpgd, fmn, pgd
-from mma_edu.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from mma_edu.checkpoint import CheckpointError, load_checkpoint, read_checkpoint, save_checkpoint
 from mma_edu.cli import main
 from mma_edu.evaluate import compare, margin_distribution, robust_accuracy
 from mma_edu.margins import MarginResult, estimate_margins, linear_margins, widen_until_broken
@@ -69,9 +71,9 @@ def _fit(**kw):
     return fit(args.pop("model"), args.pop("train_data"), args.pop("method"), **args)
 
 
-def _run_folder(tmp: Path) -> Path:
+def _run_folder(tmp: Path, **kw) -> Path:
     out = tmp / "run"
-    _fit(out=out)
+    _fit(out=out, **kw)
     return out
 
 
@@ -110,6 +112,60 @@ def _unsafe_checkpoint(tmp: Path) -> Path:
 
 def _wrong_architecture(tmp: Path) -> Path:
     return save_checkpoint(tmp / "wrong.pt", {"model": build_model("small_cnn", width=2, hidden=4).state_dict()})
+
+
+def _nan_checkpoint(tmp: Path) -> Path:
+    """A small_cnn whose second tensor holds NaN (as a diverged run saves it)."""
+    m = build_model("small_cnn", width=2, hidden=4)
+    sd = m.state_dict()
+    name = list(sd)[1]
+    sd[name][0] = NAN
+    return save_checkpoint(tmp / "nan.pt", {"model_name": "small_cnn", "model_kwargs": {"width": 2, "hidden": 4},
+                                            "model": sd, "data": "mnist_offline/train",
+                                            "method": {"norm": "linf"}})
+
+
+def _inf_buffer(tmp: Path):
+    """A batch-norm running variance of inf: a buffer, not a parameter."""
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3))
+    sd = model.state_dict()
+    sd["1.running_var"][1] = float("inf")
+    return load_checkpoint(save_checkpoint(tmp / "inf.pt", {"model": sd}), model=model)
+
+
+def _nan_run_folder(tmp: Path) -> Path:
+    """A run whose last.pt holds NaN weights."""
+    out = _run_folder(tmp)
+    ck = read_checkpoint(out / "last.pt")
+    ck["model"]["fc.weight"][0, 0] = NAN
+    save_checkpoint(out / "last.pt", ck)
+    return out
+
+
+def _zoo_copy(tmp: Path, damage: str) -> Path:
+    """The zoo's manifest and mma-0.45 weights in a folder of their own, the weights damaged as asked."""
+    root = tmp / "zoo"
+    root.mkdir()
+    shutil.copy(zoo.WEIGHTS_DIR / zoo.MANIFEST, root)
+    target = root / "mma-0.45.pt"
+    if damage == "bit-flips":
+        data = bytearray((zoo.WEIGHTS_DIR / "mma-0.45.pt").read_bytes())
+        data[len(data) // 2] ^= 0x10
+        target.write_bytes(bytes(data))
+    elif damage == "other-architecture":
+        m = build_model("lenet5_madry")
+        save_checkpoint(target, {"model_name": "lenet5_madry", "model": m.state_dict()})
+    else:  # nan weights in an otherwise good file
+        ck = read_checkpoint(zoo.WEIGHTS_DIR / "mma-0.45.pt")
+        next(iter(ck["model"].values())).view(-1)[0] = NAN
+        save_checkpoint(target, ck)
+    return root
+
+
+def _lock_directory(tmp: Path) -> Path:
+    out = tmp / "lockdir"
+    (out / LOCK).mkdir(parents=True)
+    return out
 
 
 # (id, callable taking tmp_path, exception type, text the message must contain)
@@ -268,6 +324,29 @@ LIBRARY = [
     ("ckpt-wrong-model", lambda t: load_checkpoint(_wrong_architecture(t), model=build_model("small_cnn")),
      CheckpointError, "does not fit"),
     ("ckpt-save-to-directory", lambda t: save_checkpoint(t, {}), CheckpointError, "is a directory"),
+    # issue 27: NaN models refused, shipped and cached weights verified, late and missing checks
+    ("ckpt-nan-weights", lambda t: load_checkpoint(_nan_checkpoint(t)), CheckpointError,
+     "non-finite weights: 'conv1.bias' holds 1 NaN of 2 values"),
+    ("ckpt-inf-buffer", _inf_buffer, CheckpointError, "'1.running_var' holds 1 inf"),
+    ("fit-resume-nan-weights", lambda t: _fit(out=_nan_run_folder(t), resume=True, steps=2), CheckpointError,
+     "non-finite weights: 'fc.weight'"),
+    ("fit-resume-other-eval-size", lambda t: _fit(out=_run_folder(t), eval_data=_ds(), eval_size=3, resume=True,
+                                                  steps=2), ValueError, "eval_size (saved 0, now 3)"),
+    ("fit-resume-other-selection", lambda t: _fit(out=_run_folder(t, eval_data=_ds()), eval_data=_ds(),
+                                                  selection="reference", resume=True, steps=2), ValueError,
+     "selection (saved 'estimate', now 'reference')"),
+    ("fit-lock-is-a-directory", lambda t: _fit(out=_lock_directory(t)), ValueError, ".lock' is not a regular file"),
+    ("fit-out-under-a-file", lambda t: _fit(out=_garbage_file(t) / "sub"), ValueError,
+     "garbage.pt' is a file, not a folder"),
+    ("fit-nan-policy", lambda t: _fit(nan_policy="ignore"), ValueError, "nan_policy must be one of"),
+    ("zoo-bit-flips", lambda t: zoo.load("mma-0.45", root=_zoo_copy(t, "bit-flips")), ValueError,
+     "do not match the manifest"),
+    ("zoo-other-architecture", lambda t: zoo.load("mma-0.45", root=_zoo_copy(t, "other-architecture")), ValueError,
+     "python -m mma_edu.zoo build --only mma-0.45"),
+    ("zoo-nan-weights", lambda t: zoo.load("mma-0.45", root=_zoo_copy(t, "nan")), ValueError, "sha256"),
+    ("zoo-nan-weights-unverified", lambda t: zoo.load("mma-0.45", root=_zoo_copy(t, "nan"), verify=False),
+     CheckpointError, "non-finite weights: 'conv1.weight'"),
+    ("zoo-device-name", lambda t: zoo.load("mma-0.45", device="gpu0"), ValueError, "device must be"),
 ]
 if not torch.cuda.is_available():
     LIBRARY.append(("fit-device-cuda", lambda t: _fit(device="cuda"), ValueError, "CUDA is not available"))
@@ -311,6 +390,23 @@ CLI = [
     ("margins-refine", ["margins", "x.pt", "--norm", "linf", "--max-eps", "0.5", "--refine", "-1"], "--refine"),
     ("margins-max-eps-nan", ["margins", "x.pt", "--norm", "linf", "--max-eps", "nan"], "--max-eps"),
     ("margins-non-tensor", ["margins", "{tmp}/non_tensor.pt", "--norm", "linf", "--max-eps", "0.5"], "not tensors"),
+    # issue 27
+    ("evaluate-nan-weights", ["evaluate", "{tmp}/nan.pt", "--norm", "linf", "--eps", "0.1"],
+     "non-finite weights: 'conv1.bias'"),
+    ("margins-nan-weights", ["margins", "{tmp}/nan.pt", "--norm", "linf", "--max-eps", "0.5"],
+     "non-finite weights: 'conv1.bias'"),
+    ("reproduce-nan-weights", ["reproduce", "{tmp}/nan.pt", "--data", "offline"], "non-finite weights: 'conv1.bias'"),
+    ("train-resume-nan-weights", ["train", "--preset", "mnist-standard", "--data", "offline", "--out", "{tmp}/nanrun",
+                                  "--steps", "3", "--val-size", "8", "--resume"], "non-finite weights"),
+    ("train-lock-is-a-directory", ["train", "--preset", "mnist-standard", "--data", "offline", "--out",
+                                   "{tmp}/lockdir"], ".lock' is not a regular file"),
+    ("train-out-under-a-file", ["train", "--preset", "mnist-standard", "--data", "offline", "--out",
+                                "{tmp}/garbage.pt/sub"], "garbage.pt' is a file, not a folder"),
+    ("train-nan-policy", ["train", "--preset", "mnist-standard", "--nan-policy", "ignore"], "--nan-policy"),
+    ("download-cache-dir-is-a-file", ["download", "checkpoint", "mnist-Linf-MMA-0.45-sd0", "--cache-dir",
+                                      "{tmp}/garbage.pt"], "is an existing file, not a folder"),
+    ("evaluate-json-is-a-directory", ["evaluate", "{tmp}/nan.pt", "--norm", "linf", "--eps", "0.1", "--json", "{tmp}"],
+     "--json"),
 ]
 if not torch.cuda.is_available():
     CLI.append(("train-device-cuda", ["train", "--preset", "mnist-standard", "--data", "offline", "--device", "cuda",
@@ -322,8 +418,18 @@ def test_command_line_rejects_bad_input_in_one_line(tmp_path, capsys, argv, text
     _garbage_file(tmp_path)
     _bad_kwargs_checkpoint(tmp_path)
     _non_tensor_checkpoint(tmp_path)
+    _nan_checkpoint(tmp_path)
+    _lock_directory(tmp_path)
     if "{tmp}/run" in argv:
         _run_folder(tmp_path)
+    if "{tmp}/nanrun" in argv:
+        nanrun = tmp_path / "nanrun"
+        assert main(["train", "--preset", "mnist-standard", "--data", "offline", "--out", str(nanrun), "--steps", "2",
+                     "--val-size", "8", "--no-progress", "--device", "cpu"]) == 0
+        ck = read_checkpoint(nanrun / "last.pt")
+        next(iter(ck["model"].values())).view(-1)[0] = NAN
+        save_checkpoint(nanrun / "last.pt", ck)
+        capsys.readouterr()
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
     try:
         code = main(argv)
@@ -380,3 +486,18 @@ def test_val_size_zero_claims_no_best(tmp_path, capsys):
     assert "no best.pt" in text and "best.pt (" not in text
     assert not (out / "best.pt").exists()
     assert sorted(p.name for p in out.iterdir()) == ["history.json", "last.pt"]  # and the lock released
+
+
+def test_list_marks_a_garbage_cached_file_as_corrupt_not_downloaded(tmp_path, capsys):
+    """Issue 27: a 7-byte garbage file in the cache was listed [downloaded]."""
+    from mma_edu import released
+
+    name = "mnist-Linf-MMA-0.45-sd0"
+    path = released.cached_path(name, tmp_path)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"garbage")
+    assert main(["download", "checkpoint", "--list", "--cache-dir", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    line = next(ln for ln in lines if ln.startswith(name + " "))
+    assert "[corrupt: 7 bytes that fail the checksum" in line and "[downloaded]" not in line, line
+    assert not any("[downloaded]" in ln for ln in lines)

@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterable
 import torch
 from torch import Tensor, nn
 
-from ..checkpoint import FORMAT, CheckpointError, read_checkpoint, save_checkpoint
+from ..checkpoint import FORMAT, CheckpointError, check_finite, read_checkpoint, save_checkpoint
 from ..attacks._common import check_count, check_dataset, eval_mode
 from ..data import ArrayDataset
 from ..device import resolve_device  # noqa: F401 - re-exported by mma_edu.train
@@ -221,9 +221,18 @@ def train_step(model: nn.Module, method: Method, optimizer: torch.optim.Optimize
     optimizer step; returns the method's statistics. With ``dist`` on several
     processes, x is this rank's shard of the global batch and the gradients
     are averaged over ranks before the step.
+
+    A loss that is NaN or inf (on any rank) takes no backward pass and no
+    optimizer step: the weights stay as they were, and the statistics say
+    ``_nonfinite: True`` (``fit`` then stops or skips, see ``nan_policy``).
     """
     model.train()
     loss, stats = method.batch_loss(model, x, y, index)
+    finite = bool(torch.isfinite(loss.detach()).all())
+    if dist is not None and dist.active:
+        finite = dist.max_int(0 if finite else 1) == 0  # every rank skips the same step, or none does
+    if not finite:
+        return {**stats, "loss": float(loss.detach().float().mean()), "_nonfinite": True}
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if dist is not None and dist.active:
@@ -254,6 +263,24 @@ def _global_stats(stats: dict, dist: Dist) -> dict:
 
 
 SELECTIONS = ("estimate", "reference")
+NAN_POLICIES = ("stop", "skip")
+
+
+class NonFiniteLoss(RuntimeError):
+    """Training stopped because a step's loss was NaN or inf (``nan_policy="stop"``).
+
+    ``step`` is the step whose loss was not finite (1-based, as the progress bar counts); ``kept`` the
+    checkpoint on disk from before it (None without an ``out`` folder or before the first save).
+    """
+
+    def __init__(self, step: int, loss: float, kept: Path | None, kept_step: int | None):
+        self.step, self.loss, self.kept, self.kept_step = step, loss, kept, kept_step
+        where = (f"{kept} (step {kept_step:,}) is kept as it was" if kept is not None
+                 else "nothing was saved")
+        super().__init__(f"the loss of step {step:,} is {loss} (not finite): training stopped before updating "
+                         f"the weights with it; {where}. Lower the learning rate, or skip such steps with "
+                         "--nan-policy skip (nan_policy='skip')")
+
 
 # Settings that may differ between a run and its resumption; any other difference is refused.
 _MAY_CHANGE = ("steps", "device", "world_size")
@@ -279,6 +306,32 @@ def _best_problem(path: Path, best_step: int) -> str | None:
     except (CheckpointError, OSError) as err:
         return f"unreadable ({err})"
     return None if step == best_step else f"from step {step}, not step {best_step}"
+
+
+def owed_repairs(ck: dict, out_dir: Path) -> list[str]:
+    """What a saved run still owes at its last step (empty when nothing): the record of the epoch that
+    ends there (an interruption during its validation), a ``best.pt`` that is not the step ``last.pt``
+    names as best (an interruption before its write). ``ck`` is the run's ``last.pt``."""
+    owed = []
+    step = ck.get("step", 0)
+    if ck.get("epoch_end_pending"):
+        owed.append(f"the record of the epoch ending at step {step:,}")
+    elif step and not any(e.get("step") == step for e in ck.get("history", {}).get("epochs", [])):
+        owed.append(f"the record of the (partial) epoch ending at step {step:,}")
+    best_step = ck.get("best_step")
+    if best_step is not None and best_step == step:
+        problem = _best_problem(out_dir / BEST, best_step)
+        if problem:
+            owed.append(f"best.pt ({problem})")
+    return owed
+
+
+def _kept(out_dir: Path | None, dist: Dist) -> tuple[Path | None, int | None]:
+    """The run's ``last.pt`` on disk and its step, (None, None) when there is none."""
+    if out_dir is None:
+        return None, None
+    step = dist.on_main(lambda: read_checkpoint(out_dir / LAST).get("step") if (out_dir / LAST).exists() else None)
+    return (out_dir / LAST if step is not None else None), step
 
 
 def _check_outputs(model: nn.Module, x: Tensor, y_max: int) -> None:
@@ -327,6 +380,7 @@ def fit(
     meta: dict | None = None,
     channels_last: bool | None = None,
     dist: Dist | None = None,
+    nan_policy: str = "stop",
 ) -> History:
     """Train ``model`` on ``train_data`` with ``method`` for ``steps`` steps (or ``epochs`` epochs).
 
@@ -364,6 +418,9 @@ def fit(
             as the single process does, averages gradients, and holds the whole margin memory; the
             ranks share each validation's batches; only rank 0 writes ``out`` and shows progress; a signal on any rank stops every rank after
             the same step. None: one process.
+        nan_policy: what a step whose loss is NaN or inf does (the weights are never updated with it):
+            "stop" (default) raises :class:`NonFiniteLoss` naming the step, keeping the last checkpoint on
+            disk as it was; "skip" leaves that step's weights unchanged, says so, and goes on.
 
     Returns:
         the :class:`History` (also in ``out/history.json``).
@@ -372,6 +429,8 @@ def fit(
         TrainingInterrupted: on SIGINT (Ctrl-C) or SIGTERM, after finishing the step in progress and
             saving ``last.pt``: ``resume=True`` then continues exactly as if nothing had happened.
             A second Ctrl-C aborts at once, keeping the previous ``last.pt``.
+        NonFiniteLoss: a step's loss was not finite and ``nan_policy="stop"``.
+        mma_edu.checkpoint.CheckpointError: ``resume`` from a ``last.pt`` with NaN or inf weights.
     """
     check_dataset(train_data, "train_data")
     if not isinstance(method, Method):
@@ -384,6 +443,8 @@ def fit(
     if selection not in SELECTIONS:
         raise ValueError(f"selection must be one of {SELECTIONS}, got {selection!r}")
     check_count(eval_steps, "eval_steps", 1)
+    if nan_policy not in NAN_POLICIES:
+        raise ValueError(f"nan_policy must be one of {NAN_POLICIES}, got {nan_policy!r}")
     dist = as_dist(dist)
     rows = dist.shard(batch_size)  # this rank's rows of every global batch
     steps_per_epoch = len(train_data) // batch_size
@@ -423,7 +484,11 @@ def fit(
     history = History(config={
         **method.config(), "batch_size": batch_size, "steps": total, "seed": seed, "lr": lr,
         "optimizer": optimizer if isinstance(optimizer, str) else type(optimizer).__name__,
-        "data": train_data.name, "device": str(dev), **(meta or {}),
+        "data": train_data.name, "device": str(dev),
+        # how best.pt is chosen: a resumed run that measured otherwise would compare unlike numbers
+        "eval_size": eval_size if eval_data is not None else 0,
+        **({"selection": selection} if eval_data is not None else {}),
+        **(meta or {}),
         **({"world_size": dist.world} if dist.active else {}),
     })
     callbacks, meta = list(callbacks), meta or {}
@@ -437,7 +502,7 @@ def fit(
             if overwrite:
                 for name in (LAST, BEST, HISTORY):
                     (out_dir / name).unlink(missing_ok=True)
-        start_step, best, best_step, pending = 0, -math.inf, None, False
+        start_step, best, best_step, pending, owe_record = 0, -math.inf, None, False, False
         acc = _EpochStats()
         if resume:
             # Rank 0 reads last.pt and sends it to the others (no shared filesystem needed).
@@ -447,6 +512,7 @@ def fit(
             if diffs:
                 raise RunFolderError(f"cannot resume {str(out_dir)!r}: the saved run has other settings: "
                                      + "; ".join(diffs))
+            check_finite(ck["model"], f"cannot resume from {out_dir / LAST}")
             model.load_state_dict(ck["model"])
             opt.load_state_dict(ck["optimizer"])
             method.load_state_dict(ck.get("method_state", {}))
@@ -455,6 +521,7 @@ def fit(
             best_step, pending = ck.get("best_step"), bool(ck.get("epoch_end_pending", False))
             prev = History.from_dict(ck["history"])
             history.epochs = [e for e in prev.epochs if not e.get("partial")]
+            owed = owed_repairs(ck, out_dir) if dist.is_main else []
             history.step_loss = prev.step_loss[:start_step]
             acc = _EpochStats(ck.get("accum"))
             saved_world = int(ck.get("world_size", 1))
@@ -467,10 +534,10 @@ def fit(
                      "float rounding), so it is not bitwise the run the old world size would have made", dist)
             if start_step >= total:
                 history.config["steps"] = start_step
-                _say(f"the run in {out_dir} is already complete: it stopped at step {start_step:,} and "
-                     f"{total:,} were asked for; nothing to do (ask for more steps to continue it)", dist)
-                model.eval()
-                return history
+                asked, total = total, start_step
+                # the record of the epoch ending at the last step, if an interruption took it (pending: below)
+                owe_record = not pending and not any(
+                    e.get("step") == start_step for e in prev.epochs)
         else:
             torch.manual_seed(seed)
 
@@ -500,6 +567,16 @@ def fit(
                      f"{best:.4g}", dist)
 
         epoch_done = -1 if pending else start_step  # the last step whose epoch-end bookkeeping is complete
+        if resume and start_step >= total:
+            # "Already complete", but first the run gets what an interruption at its very end took from it:
+            # the last epoch's record (and with it the choice of best.pt), a best.pt that was not written.
+            owed = dist.broadcast_object(owed)
+            if owed:
+                _say(f"the run in {out_dir} is complete (step {start_step:,}) but lacks {'; '.join(owed)}: "
+                     "repairing it", dist)
+            else:
+                _say(f"the run in {out_dir} is already complete: it stopped at step {start_step:,} and "
+                     f"{asked:,} were asked for; nothing to do (ask for more steps to continue it)", dist)
 
         def end_epoch(step: int, partial: bool) -> None:
             nonlocal acc, best, best_step, epoch_done
@@ -559,6 +636,8 @@ def fit(
             with stop:
                 if pending:
                     end_epoch(start_step, partial=False)
+                elif owe_record:
+                    end_epoch(start_step, partial=bool(start_step % steps_per_epoch))
                 order = None
                 while step < total and (halt := stop_signal()) is None:
                     epoch, k = divmod(step, steps_per_epoch)
@@ -574,8 +653,18 @@ def fit(
                         set_lr(opt, lr_schedule(step))
                     t0 = time.perf_counter()
                     stats = _global_stats(train_step(model, method, opt, x, y, idx, dist), dist)
+                    nonfinite = bool(stats.pop("_nonfinite", False))
+                    if nonfinite:
+                        loss = float(stats.get("loss", float("nan")))
+                        if nan_policy == "stop":
+                            in_step = False
+                            kept, kept_step = _kept(out_dir, dist)
+                            raise NonFiniteLoss(step + 1, loss, kept, kept_step)
+                        _say(f"the loss of step {step + 1:,} is {loss} (not finite): skipped it, the weights are "
+                             "unchanged (nan_policy='skip')", dist)
                     step += 1
-                    acc.add(stats, time.perf_counter() - t0)
+                    if not nonfinite:  # a skipped step leaves the epoch's statistics alone (its loss: step_loss)
+                        acc.add(stats, time.perf_counter() - t0)
                     history.step_loss.append(stats["loss"])
                     in_step = False
                     public = {k: v for k, v in stats.items() if not k.startswith("_")}
@@ -588,10 +677,13 @@ def fit(
                     if step % steps_per_epoch == 0:
                         end_epoch(step, partial=False)
                 if halt is not None and step < total:
+                    if step == start_step:  # before the first step: the folder already holds this state, if any
+                        kept = out_dir / LAST if out_dir is not None and resume else None
+                        raise TrainingInterrupted(halt, step, kept, before_first_step=True)
                     raise TrainingInterrupted(halt, step, save_last(step))
                 if step % steps_per_epoch and step > start_step:
                     end_epoch(step, partial=True)
-        except TrainingInterrupted:
+        except (TrainingInterrupted, NonFiniteLoss):
             raise
         except KeyboardInterrupt as err:
             # A KeyboardInterrupt from a callback, a second Ctrl-C, or outside the main thread. Between
@@ -599,6 +691,9 @@ def fit(
             # On several processes the other ranks know nothing of it: saving (a collective) would hang.
             if in_step or dist.active:
                 raise
+            if step == start_step:  # no step taken: what the folder holds is this state already
+                raise TrainingInterrupted(signal.SIGINT, step, out_dir / LAST if out_dir is not None and resume
+                                          else None, before_first_step=True) from err
             raise TrainingInterrupted(signal.SIGINT, step, save_last(step)) from err
         finally:
             method.dist = None

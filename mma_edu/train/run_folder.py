@@ -17,6 +17,7 @@ import os
 import socket
 from pathlib import Path
 
+from ..files import OutputPathError, check_output_dir
 from ..interrupts import deferred_signals
 
 LAST = "last.pt"
@@ -36,11 +37,14 @@ def check_run_folder(out: Path, *, resume: bool, overwrite: bool) -> None:
         raise RunFolderError("resume and overwrite (--resume and --force) exclude each other: pick one")
     if out.exists() and not out.is_dir():
         raise RunFolderError(f"out {str(out)!r} is an existing file, not a folder: choose another --out")
-    existing = out.parent if not out.exists() else out
-    while not existing.exists():
-        existing = existing.parent
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise RunFolderError(f"out {str(out)!r} is not writable (no write permission on {str(existing)!r})")
+    try:  # a file on the way (afile/sub), no permission, a read-only mount, a full disk
+        check_output_dir(out, "out")
+    except OutputPathError as err:
+        raise RunFolderError(str(err)) from None
+    for name in (*RUN_FILES, LOCK):
+        if os.path.lexists(out / name) and not (out / name).is_file():
+            raise RunFolderError(f"{str(out / name)!r} is not a regular file (a directory?); the run folder needs "
+                                 f"that name for its {'lock' if name == LOCK else 'file'}: remove it")
     has_run = out.is_dir() and any((out / f).exists() for f in RUN_FILES)
     if resume and not (out / LAST).exists():
         what = "holds no last.pt" if out.is_dir() else "does not exist"
@@ -74,7 +78,13 @@ def _alive(pid) -> bool:
 
 
 class RunLock:
-    """Exclusive use of a run folder by one process (``with RunLock(out): ...``)."""
+    """Exclusive use of a run folder by one process (``with RunLock(out): ...``).
+
+    Nested use in one process is allowed: ``mma-edu train`` takes the lock before it loads any data, and
+    ``fit`` inside it finds the lock already held by this process (and leaves it to the outer holder).
+    """
+
+    _held_here: set[str] = set()  # lock paths this process holds
 
     def __init__(self, out: Path):
         self.path = Path(out) / LOCK
@@ -82,13 +92,24 @@ class RunLock:
 
     def acquire(self) -> None:
         me = {"pid": os.getpid(), "host": socket.gethostname()}
+        key = os.path.abspath(self.path)
+        if key in RunLock._held_here and self.path.is_file():
+            return  # held by an outer RunLock of this process; it releases the lock
+        if os.path.lexists(self.path) and not self.path.is_file():
+            raise RunFolderError(f"the lock {str(self.path)!r} is not a regular file (a directory?): remove it")
         for _ in range(2):  # a second try after removing a stale lock
             try:
                 with deferred_signals():  # never leave an empty lock behind
                     fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-                    with os.fdopen(fd, "w") as f:
-                        json.dump(me, f)
+                    try:
+                        with os.fdopen(fd, "w") as f:
+                            json.dump(me, f)
+                    except OSError as err:  # a full disk: no half-written lock
+                        self.path.unlink(missing_ok=True)
+                        raise RunFolderError(f"cannot take the lock {str(self.path)!r}: "
+                                             f"{os.strerror(err.errno).lower() if err.errno else err}") from None
                     self.held = True
+                    RunLock._held_here.add(key)
                 return
             except FileExistsError:
                 owner = self._owner()
@@ -119,6 +140,7 @@ class RunLock:
     def release(self) -> None:
         if self.held:
             self.path.unlink(missing_ok=True)
+            RunLock._held_here.discard(os.path.abspath(self.path))
             self.held = False
 
     def __enter__(self) -> "RunLock":
