@@ -249,7 +249,7 @@ def load(name: str, root: str | os.PathLike | None = None, device: str | torch.d
         raise FileNotFoundError(f"zoo weights for {name!r} not found at {path}; build them with "
                                 f"`python -m mma_edu.zoo build --only {name}`")
     if verify:
-        expected = manifest(root).get("models", {}).get(name, {}).get("sha256")
+        expected = manifest(root, spec(name).norm).get("models", {}).get(name, {}).get("sha256")
         if expected is None:
             raise ValueError(f"zoo weights {path}: the manifest in {path.parent} records no sha256 for {name!r}, "
                              f"so the file cannot be verified; {rebuild}")
