@@ -232,13 +232,13 @@ def robust_accuracy(
                 clean[i : i + len(x)] = alive.cpu()
                 for k, e in enumerate(eps):
                     # Another rank's batch: replay its random draws only (every example skipped).
-                    _, lm = pgd_with_margin(
+                    _, _, broken = pgd_with_margin(
                         model, x, y, e, norm=norm, steps=steps, step_size=step_fraction * e, loss=plan,
                         restarts=len(plan), clip=clip, skip_broken=skip_broken,
                         skip=(~alive if skip_broken else None) if mine else torch.ones_like(alive),
                     )
                     # Broken at a smaller ε means broken here too.
-                    alive = alive & (lm < 0)
+                    alive = alive & ~broken
                     robust[i : i + len(x), k] = alive.cpu()
                     if bar is not None and mine:
                         bar.update(len(x))

@@ -78,3 +78,36 @@ def is_correct(logits: Tensor, y: Tensor) -> Tensor:
     so robust accuracy never rests on a tie.
     """
     return logit_margin(logits, y) < 0
+
+
+# How many float epsilons (relative to the largest logit) rounding may move a
+# logit between two forward passes of the same input: another batch size, or
+# float64 instead of float32. Measured well below this on the zoo's models
+# (see tests/test_margins.py); the shared safety slack of every verified point.
+ROUNDING_ULPS = 16
+
+
+def rounding_slack(logits: Tensor) -> Tensor:
+    """How far rounding can move each row's logits between two forward passes: (N, C) -> (N,).
+
+    Why it matters: the same input in another batch (or in float64) rounds
+    differently; a float32 logit moves by ~1e-7 relative. A point exactly on
+    the boundary (L_LM = 0, or +2e-7) would then be misclassified in one
+    forward pass and not in the next.
+    """
+    return ROUNDING_ULPS * torch.finfo(logits.dtype).eps * (1 + logits.detach().abs().amax(dim=1))
+
+
+def beyond_rounding(value: Tensor, logits: Tensor) -> Tensor:
+    """``value`` (N,) (a logit margin, or the soft one) > the rounding slack of ``logits`` (N, C): (N,) bool.
+
+    The one test of "this point really changes the decision" behind every
+    adversarial point the attacks and margin estimators report: it holds in
+    any other forward pass of the point (single example, other batch, float64).
+    """
+    return value > rounding_slack(logits)
+
+
+def decides_otherwise(logits: Tensor, y: Tensor) -> Tensor:
+    """Misclassified by more than rounding could undo, L_LM > slack: (N, C), (N,) -> (N,) bool."""
+    return beyond_rounding(logit_margin(logits, y), logits)

@@ -31,7 +31,7 @@ from .attacks._common import (
 )
 from .attacks.anpgd import anpgd
 from .attacks.fmn import fmn
-from .losses import is_correct, logit_margin
+from .losses import decides_otherwise, is_correct, logit_margin
 
 # Margin estimators of :func:`estimate_margins`.
 METHODS = ("anpgd", "fmn", "best")
@@ -145,9 +145,13 @@ def estimate_margins(
     ``method="best"``: both, keeping per example the shorter verified
     perturbation; ``found_by`` says which estimator found each margin.
 
-    Every candidate is checked with a forward pass (misclassified, inside the
-    box), and the margin reported is the norm of that checked perturbation:
-    an upper bound of the true margin.
+    Every candidate is checked with a forward pass of its own (inside the
+    box, and misclassified by more than rounding could undo:
+    :func:`mma_edu.losses.decides_otherwise`, so a point at L_LM = 0 or
+    +2e-7, which another batch size or float64 would call correct, is
+    refused), and the margin reported is the norm of that checked
+    perturbation: an upper bound of the true margin. A candidate that fails
+    shortens nothing: the last verified margin stays.
 
     Why AN-PGD alone overestimates ℓ2 margins of ℓ∞-trained digit models
     (issue 17; the zoo's pgd-0.3 on 200 test digits, ``python -m
@@ -238,12 +242,14 @@ def _keep_if_shorter(model: nn.Module, xc: Tensor, yc: Tensor, idx: Tensor, resu
                      ok: Tensor, name: str, norm: str, clip: Clip) -> None:
     """Check candidates ``cand`` (n, ...) for the examples ``idx`` (n,) and keep the shorter ones in ``result``.
 
-    A candidate counts only if it lies in the box and is misclassified (one
-    forward pass here, whatever its attack reported); its margin is the norm
-    of that checked perturbation.
+    A candidate counts only if it lies in the box and is misclassified beyond
+    rounding (:func:`mma_edu.losses.decides_otherwise`; one forward pass here,
+    whatever its attack reported); its margin is the norm of that checked
+    perturbation. A candidate that fails leaves the example's last verified
+    margin as it was.
     """
     inside = torch.ones_like(ok) if clip is None else ((cand >= clip[0]) & (cand <= clip[1])).flatten(1).all(1)
-    ok = ok & inside & (logit_margin(model(cand), yc) >= 0)
+    ok = ok & inside & decides_otherwise(model(cand), yc)
     length = norms.norm_of(cand - xc, norm)
     # An unbroken example's margin is a placeholder (max_eps): any checked point beats it.
     better = ok & (~result.found[idx] | (length < result.margin[idx]))
@@ -267,7 +273,7 @@ def _anpgd_search(model: nn.Module, xc: Tensor, yc: Tensor, idx: Tensor, result:
             )
             # The upper end of the bracket is the shortest scale seen to succeed.
             cand = to_box(xc + norms.per_example(res.upper, xc) * res.direction, clip)
-            ok = res.found & (logit_margin(model(cand), yc) >= 0)
+            ok = res.found & decides_otherwise(model(cand), yc)
             length = norms.norm_of(cand - xc, norm)
             better = ok & (length < margin[idx])
             margin[idx[better]] = length[better]
