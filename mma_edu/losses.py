@@ -55,6 +55,20 @@ def cross_entropy(logits: Tensor, y: Tensor, label_smoothing: float = 0.0) -> Te
     return F.cross_entropy(logits, y, reduction="none", label_smoothing=label_smoothing)
 
 
+def targeted_margin(target: Tensor) -> LossFn:
+    """The loss f_t − f_y toward the classes ``target`` (N,): ≥ 0 once class t beats the label (a MultiTargeted PGD loss)."""
+
+    def loss(logits: Tensor, y: Tensor) -> Tensor:
+        return _true_logit(logits, target) - _true_logit(logits, y)
+
+    return loss
+
+
+def rivals(logits: Tensor, y: Tensor, k: int) -> Tensor:
+    """The ``k`` classes other than y with the largest logits, most likely first: (N, C), (N,) -> (N, k)."""
+    return _others(logits, y).topk(k, dim=1).indices
+
+
 LOSSES: dict[str, LossFn] = {
     "ce": cross_entropy,
     "cw": cw_loss,

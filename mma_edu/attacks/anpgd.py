@@ -31,7 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import norms
-from ..losses import beyond_rounding, get_loss
+from ..losses import beyond_rounding, get_loss, targeted_margin
 from ..speed import attack_autocast, check_precision
 from ._common import (
     Clip,
@@ -139,6 +139,7 @@ def anpgd(
     trace: dict | None = None,
     precision: str = "fp32",
     bn_mode: str = "eval",
+    target: Tensor | None = None,
 ) -> ANPGDResult:
     """AN-PGD (§3 of the paper notes): per-example PGD at ``eps_init``, then bisection to the boundary.
 
@@ -167,6 +168,13 @@ def anpgd(
             authors' MMA training does); PGD is in eval mode either way. No
             forward builds an autograd graph for the parameters. The model's
             mode is restored afterwards.
+        target: None (the paper's AN-PGD), or a class per example (N,)
+            long: PGD then maximizes f_target − f_y instead of ``loss`` (a
+            targeted direction search), while the bisection still tests
+            ``loss`` (any class that wins counts). Used by
+            :func:`mma_edu.margins.estimate_margins` (``targets``) to reach
+            the class nearest in input space, which the untargeted loss can
+            miss.
 
     Returns:
         :class:`ANPGDResult` with ``x_adv`` (N, ...), ``eps`` (N,), ``found`` (N,), bracket.
@@ -178,6 +186,13 @@ def anpgd(
     if not step_scale > 0:
         raise ValueError(f"step_scale must be > 0, got {step_scale!r}")
     search_fn = get_loss(loss)
+    pgd_fn = search_fn
+    if target is not None:
+        if not torch.is_tensor(target) or target.shape != y.shape or target.dtype != torch.long:
+            raise ValueError(f"target must be a long tensor of shape {tuple(y.shape)} (one class per example)")
+        if (target == y).any():
+            raise ValueError("target must differ from y for every example")
+        pgd_fn = targeted_margin(target)
     check_precision(precision)
     check_choice(bn_mode, "bn_mode", BN_MODES)
     eps0 = as_per_example(eps_init, x, "eps_init", positive=True)
@@ -196,7 +211,7 @@ def anpgd(
             with attack_autocast(precision, x.device):
                 x_pgd = perturb(
                     model, x, y, eps0, norm=norm, steps=steps, step_size=step_scale * eps0 / max(steps, 1),
-                    loss_fn=search_fn, clip=clip, delta_init=start,
+                    loss_fn=pgd_fn, clip=clip, delta_init=start,
                     trace=trace.setdefault("pgd", []) if trace is not None else None,
                 )
         direction = (x_pgd - x) / norms.per_example(eps0, x)
