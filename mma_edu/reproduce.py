@@ -8,8 +8,11 @@ whitebox PGD at every ε of :data:`mma_edu.presets.EVAL_EPS`, 10 restarts
 :func:`mma_edu.presets.eval_step_fraction`. The result puts the measured
 row beside the paper's reported row, with the difference per ε and for
 AvgAcc/AvgRobAcc. For ℓ2 models it also estimates the minimum ℓ2 distance
-(AN-PGD margins, :func:`mma_edu.evaluate.margin_distribution`) on the first
-1,000 test images, beside the paper's CW-L2 numbers where the paper has them.
+on the first 1,000 test images, beside the paper's CW-L2 numbers where the
+paper has them: per image the shorter of AN-PGD's and FMN's verified
+perturbations (``method="best"`` of :func:`mma_edu.evaluate.margin_distribution`),
+and with ``peer="cw"`` also Carlini–Wagner ℓ2 — the paper's own measure —
+from the ``attacks`` extra (foolbox), on the same images.
 
 Expect gaps of both signs: the paper's robust accuracies also count
 transfer attacks from its other models (whitebox restarts alone can only

@@ -2,6 +2,21 @@
 
 ``perturb`` is one PGD run (the building block AN-PGD and PGD training use);
 ``pgd`` adds restarts and returns, per example, the strongest point found.
+
+Ours, not the reference's, in ℓ2 (the reference's attack library, advertorch
+0.2.2, as we read it; ℓ∞ is the same in both, since its coordinate-wise
+clamps commute):
+
+- the random start is uniform in the ℓ2 ball (:func:`mma_edu.norms.random_in_ball`);
+  the reference draws a point uniform in the image box and scales its
+  perturbation back onto the ball, so it starts (almost always) on the
+  sphere of radius ε;
+- each step projects onto the ball first and clamps into the box second;
+  the reference clamps into the box first and scales onto the ball second.
+  Both end inside both sets, at different points where the box binds.
+
+Measured by an outside check (issue 24): our ℓ2 validation margins come out
+0.2–1.3% higher than with the reference's order.
 """
 
 from __future__ import annotations
