@@ -140,7 +140,7 @@ def estimate_margins(
     point so far). ``restarts`` repeats everything. Cost per example:
     restarts·(1 + refine)·(steps forward-backward + search_steps + 2 forward).
 
-    ``targets`` (MEASURED setting: ``targets="all"``): after those rounds,
+    ``targets`` (``targets="all"`` is the setting for *measured* margins): after those rounds,
     one more AN-PGD search per rival class, each PGD maximizing f_t − f_y
     toward one class t (the ``targets`` classes with the largest logits at
     x, or all C − 1), at the best radius so far. Cost: ``targets`` more
@@ -151,7 +151,7 @@ def estimate_margins(
     refine=3 was at the 95th percentile 1.27–1.48x the exact margin
     (:func:`mma_edu.exact.exact_margins`), worst 1.53x, though its median
     was 1.0002; 3 restarts or "best" change nothing there. Neither the
-    bisection (its bracket is 2^-12·max_eps wide) nor the start radius is
+    bisection (its bracket is 2^-11·max_eps wide) nor the start radius is
     the cause: on every digit of that tail the point found reaches another
     class than the exact one, and PGD *at the exact margin's radius* (x1.01)
     breaks none of them with the logit-margin loss (40 or 200 steps, 10
