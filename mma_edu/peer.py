@@ -14,9 +14,13 @@ foolbox 3.3.4 and the Adversarial Robustness Toolbox 1.20).
   that does not rely on a loss at a fixed radius, the check for
   gradient-masked models. adv-lib is *not* in the extra: ``pip install
   adv-lib`` fails beside our stack (its dependency visdom ships only a
-  source distribution whose build needs ``pkg_resources``, gone from current
-  setuptools; measured for issue 24). Install it by hand (``pip install
-  --no-deps adv-lib`` and visdom built with an older setuptools) to use it.
+  source distribution whose build needs ``pkg_resources``, gone from
+  setuptools 81; checked for issue 24 with pip 26.3), and in the extra it
+  would break ``pip install 'mma-edu[attacks]'`` for everyone. By hand it
+  installs (torch untouched; it adds visdom and jsonpatch)::
+
+      echo 'setuptools<81' > build-constraints.txt
+      pip install --build-constraint build-constraints.txt adv-lib
 - :func:`apgd_robust` — APGD with the cross-entropy and the DLR loss (Croce &
   Hein 2020, the core of AutoAttack; ART's implementation): a stronger
   fixed-ε evaluation than plain PGD, to show that PGD numbers are upper bounds.
@@ -188,8 +192,8 @@ def apgd_robust(
 
 
 ADVLIB_ATTACKS = ("fab", "cw")
-ADVLIB_HINT = ("adv-lib is not installed (pip install adv-lib currently fails to build its dependency visdom: "
-               "see mma_edu/peer.py)")
+ADVLIB_HINT = ("adv-lib is not installed (plain pip install adv-lib fails to build its dependency visdom; "
+               "mma_edu/peer.py says how to install it)")
 
 
 def require_advlib():
