@@ -56,7 +56,10 @@ def cross_entropy(logits: Tensor, y: Tensor, label_smoothing: float = 0.0) -> Te
 
 
 def targeted_margin(target: Tensor) -> LossFn:
-    """The loss f_t − f_y toward the classes ``target`` (N,): ≥ 0 once class t beats the label (a MultiTargeted PGD loss)."""
+    """The loss f_t − f_y toward the classes ``target`` (N,): ≥ 0 once class t beats the label.
+
+    The loss of a targeted (MultiTargeted) PGD: (N, C), (N,) -> (N,).
+    """
 
     def loss(logits: Tensor, y: Tensor) -> Tensor:
         return _true_logit(logits, target) - _true_logit(logits, y)
