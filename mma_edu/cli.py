@@ -553,11 +553,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--margin-steps", type=_count(1), default=40, help="l2 models: PGD steps per search round (default 40)")
     s.add_argument("--max-eps", type=_positive_float, default=None,
                    help="l2 models: upper end of the distance search (default 8 for MNIST, 4 for CIFAR10)")
-    s.add_argument("--peer", choices=("fmn", "cw"), default=None,
-                   help="l2 models: also run foolbox's minimum-norm attack, FMN or Carlini-Wagner, on the same "
-                        "images (needs pip install 'mma-edu[attacks]')")
+    s.add_argument("--peer", choices=("fmn", "cw", "fab"), default=None,
+                   help="l2 models: also run foolbox's minimum-norm attack, FMN or Carlini-Wagner (the paper's "
+                        "CW-L2), on the same images (needs pip install 'mma-edu[attacks]'), or adv-lib's FAB "
+                        "(adv-lib installed by hand, see mma_edu/peer.py)")
     s.add_argument("--peer-steps", type=_count(1), default=None,
-                   help="iterations of the peer attack (default: FMN 100, CW 1000)")
+                   help="iterations of the peer attack (default: FMN 100, CW 1000, FAB 100)")
     s.add_argument("--json", default=None, help="write the comparison to this JSON file")
     s.add_argument("--markdown", default=None, help="write the comparison as a Markdown table")
     s.add_argument("--plot", default=None, help="save a figure of both curves (PNG, PDF or SVG by suffix)")

@@ -54,7 +54,7 @@ from torch import Tensor, nn
 
 from .attacks._common import Clip, check_batch, check_not_empty, eval_mode
 from .bounds import ReluNetwork, certified_margins, checked_network, layer_bounds, one_thread, unstable_fraction
-from .losses import is_correct, logit_margin
+from .losses import decides_otherwise, is_correct, rounding_slack
 from .margins import estimate_margins
 
 __all__ = ["ExactMargins", "STATUSES", "certified_margins", "exact_margins"]
@@ -267,21 +267,11 @@ def _bounds_at(net: ReluNetwork, x: Tensor, y: Tensor, radius: float, clip: Clip
     return pad, spec_up[0].numpy(), bounds
 
 
-def _rounding_slack(logits: Tensor) -> float:
-    """How far rounding can move these logits between two forward passes of the same input.
-
-    Why it matters: the same input in another batch can round differently (a
-    float32 logit moves by ~1e-7 relative); a point exactly on the boundary
-    would then be misclassified in one forward pass and not in the next.
-    """
-    return 16 * torch.finfo(logits.dtype).eps * (1 + float(logits.abs().max()))
-
-
 def _decides_otherwise(model, x: Tensor, delta: Tensor, y: Tensor) -> bool:
-    """Does x + delta change the decision, by more than rounding could undo?"""
+    """Does x + delta change the decision, by more than rounding could undo (:func:`~mma_edu.losses.decides_otherwise`)?"""
     with torch.no_grad():
         logits = model(x + delta)
-    return bool(logit_margin(logits, y).item() > _rounding_slack(logits))
+    return bool(decides_otherwise(logits, y).item())
 
 
 @dataclass
@@ -362,7 +352,7 @@ def _one_example(model, net, x: Tensor, y: Tensor, max_eps: float, clip: Clip, d
             break
     if found is None:
         with torch.no_grad():
-            kappa = 4 * _rounding_slack(model(x))
+            kappa = 4 * float(rounding_slack(model(x)))
         wanted = min(float(max_eps), best_t + tol)  # room for the slightly longer answer
         if program_radius < wanted:
             np_bounds, _, _ = _bounds_at(net, x, y, wanted, clip)

@@ -55,6 +55,23 @@ def cross_entropy(logits: Tensor, y: Tensor, label_smoothing: float = 0.0) -> Te
     return F.cross_entropy(logits, y, reduction="none", label_smoothing=label_smoothing)
 
 
+def targeted_margin(target: Tensor) -> LossFn:
+    """The loss f_t − f_y toward the classes ``target`` (N,): ≥ 0 once class t beats the label.
+
+    The loss of a targeted (MultiTargeted) PGD: (N, C), (N,) -> (N,).
+    """
+
+    def loss(logits: Tensor, y: Tensor) -> Tensor:
+        return _true_logit(logits, target) - _true_logit(logits, y)
+
+    return loss
+
+
+def rivals(logits: Tensor, y: Tensor, k: int) -> Tensor:
+    """The ``k`` classes other than y with the largest logits, most likely first: (N, C), (N,) -> (N, k)."""
+    return _others(logits, y).topk(k, dim=1).indices
+
+
 LOSSES: dict[str, LossFn] = {
     "ce": cross_entropy,
     "cw": cw_loss,
@@ -78,3 +95,36 @@ def is_correct(logits: Tensor, y: Tensor) -> Tensor:
     so robust accuracy never rests on a tie.
     """
     return logit_margin(logits, y) < 0
+
+
+# How many float epsilons (relative to the largest logit) rounding may move a
+# logit between two forward passes of the same input: another batch size, or
+# float64 instead of float32. Measured well below this on the zoo's models
+# (see tests/test_margins.py); the shared safety slack of every verified point.
+ROUNDING_ULPS = 16
+
+
+def rounding_slack(logits: Tensor) -> Tensor:
+    """How far rounding can move each row's logits between two forward passes: (N, C) -> (N,).
+
+    Why it matters: the same input in another batch (or in float64) rounds
+    differently; a float32 logit moves by ~1e-7 relative. A point exactly on
+    the boundary (L_LM = 0, or +2e-7) would then be misclassified in one
+    forward pass and not in the next.
+    """
+    return ROUNDING_ULPS * torch.finfo(logits.dtype).eps * (1 + logits.detach().abs().amax(dim=1))
+
+
+def beyond_rounding(value: Tensor, logits: Tensor) -> Tensor:
+    """``value`` (N,) (a logit margin, or the soft one) > the rounding slack of ``logits`` (N, C): (N,) bool.
+
+    The one test of "this point really changes the decision" behind every
+    adversarial point the attacks and margin estimators report: it holds in
+    any other forward pass of the point (single example, other batch, float64).
+    """
+    return value > rounding_slack(logits)
+
+
+def decides_otherwise(logits: Tensor, y: Tensor) -> Tensor:
+    """Misclassified by more than rounding could undo, L_LM > slack: (N, C), (N,) -> (N,) bool."""
+    return beyond_rounding(logit_margin(logits, y), logits)

@@ -9,6 +9,18 @@ foolbox 3.3.4 and the Adversarial Robustness Toolbox 1.20).
   (:func:`mma_edu.margins.estimate_margins`). ``"fmn"`` is the fast minimum-norm
   attack (Pintor et al. 2021, ℓ∞ and ℓ2); ``"cw"`` Carlini–Wagner ℓ2, the
   attack behind the paper's CW-L2 distance table.
+- :func:`advlib_distances` — FAB (Croce & Hein 2020) and Carlini–Wagner ℓ2
+  from adv-lib (Rony), when it is installed: FAB is the minimum-norm peer
+  that does not rely on a loss at a fixed radius, the check for
+  gradient-masked models. adv-lib is *not* in the extra: ``pip install
+  adv-lib`` fails beside our stack (its dependency visdom ships only a
+  source distribution whose build needs ``pkg_resources``, gone from
+  setuptools 81; checked for issue 24 with pip 26.3), and in the extra it
+  would break ``pip install 'mma-edu[attacks]'`` for everyone. By hand it
+  installs (torch untouched; it adds visdom and jsonpatch)::
+
+      echo 'setuptools<81' > build-constraints.txt
+      pip install --build-constraint build-constraints.txt adv-lib
 - :func:`apgd_robust` — APGD with the cross-entropy and the DLR loss (Croce &
   Hein 2020, the core of AutoAttack; ART's implementation): a stronger
   fixed-ε evaluation than plain PGD, to show that PGD numbers are upper bounds.
@@ -177,3 +189,105 @@ def apgd_robust(
     finally:
         model.train(was)
     return robust
+
+
+ADVLIB_ATTACKS = ("fab", "cw")
+ADVLIB_HINT = ("adv-lib is not installed (plain pip install adv-lib fails to build its dependency visdom; "
+               "mma_edu/peer.py says how to install it)")
+
+
+def require_advlib():
+    """The ``adv_lib.attacks`` module, or an ImportError that says why it is missing."""
+    try:
+        from adv_lib import attacks
+    except ImportError as err:
+        raise ImportError(ADVLIB_HINT) from err
+    return attacks
+
+
+def advlib_distances(
+    model: nn.Module,
+    data: ArrayDataset,
+    *,
+    attack: str = "fab",
+    norm: str = "l2",
+    steps: int | None = None,
+    batch_size: int = 500,
+    seed: int = 0,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Minimum perturbation lengths (in ``norm``) found by adv-lib's FAB or Carlini–Wagner ℓ2, on CPU.
+
+    ``steps``: FAB iterations (default 100) or CW iterations per binary-search
+    step (default 1,000; 9 steps). Every returned point is checked by our own
+    forward pass: misclassified beyond rounding
+    (:func:`mma_edu.losses.decides_otherwise`) and inside the box [0, 1].
+    FAB stops a hair past the boundary, often within that rounding slack
+    (L_LM ~1e-5 where the logits reach ~80): such a point is lengthened by
+    0.01%, 0.1% or 1%, the first that passes, as our own estimators' points
+    are held to the same test.
+
+    Returns:
+        (distance, found, correct), each (N,): ``distance`` is 0 where the
+        clean example is misclassified and NaN where the attack found no
+        verified adversarial example.
+    """
+    from .losses import is_correct
+
+    if attack not in ADVLIB_ATTACKS:
+        raise ValueError(f"attack must be one of {ADVLIB_ATTACKS}, got {attack!r}")
+    norms.check_norm(norm)
+    if attack == "cw" and norm != "l2":
+        raise ValueError("the Carlini-Wagner peer attack is l2 only; use attack='fab' for linf")
+    steps = (100 if attack == "fab" else 1000) if steps is None else steps
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+    atk = require_advlib()
+    was = model.training
+    model.cpu().eval()
+    dist, found, correct = [], [], []
+    try:
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            for i in range(0, len(data), batch_size):
+                x, y = data.x[i : i + batch_size], data.y[i : i + batch_size]
+                with torch.no_grad():
+                    ok = is_correct(model(x), y)
+                if attack == "fab":
+                    adv = atk.fab(model, x, y, norm=float("inf") if norm == "linf" else 2.0, n_iter=steps)
+                else:
+                    adv = atk.carlini_wagner_l2(model, x, y, binary_search_steps=9, max_iterations=steps)
+                adv, real = _past_rounding(model, x, y, adv.detach())
+                d = norms.norm_of(adv - x, norm)
+                d = torch.where(ok, d, torch.zeros_like(d))
+                d = torch.where(real | ~ok, d, torch.full_like(d, float("nan")))
+                dist.append(d.detach())
+                found.append(real | ~ok)
+                correct.append(ok)
+    finally:
+        model.train(was)
+    return torch.cat(dist), torch.cat(found), torch.cat(correct)
+
+
+def _past_rounding(model: nn.Module, x: Tensor, y: Tensor, adv: Tensor) -> tuple[Tensor, Tensor]:
+    """A peer's points (N, ...) made to change the decision beyond rounding: (points, verified (N,) bool).
+
+    Each point that fails :func:`mma_edu.losses.decides_otherwise` (or leaves
+    the box) is lengthened along its own perturbation by 1e-4, 1e-3, then
+    1e-2 of it (clipped into [0, 1]); the first that passes is kept.
+    """
+    from .losses import decides_otherwise
+
+    def verified(p: Tensor) -> Tensor:
+        with torch.no_grad():
+            inside = (p.flatten(1).amin(1) >= 0) & (p.flatten(1).amax(1) <= 1)
+            return decides_otherwise(model(p), y) & inside
+
+    ok = verified(adv)
+    for stretch in (1e-4, 1e-3, 1e-2):
+        if ok.all():
+            break
+        longer = (x + (1 + stretch) * (adv - x)).clamp(0, 1)
+        now = ~ok & verified(longer)
+        adv = torch.where(norms.per_example(now, adv), longer, adv)
+        ok = ok | now
+    return adv, ok

@@ -7,7 +7,7 @@ from torch import nn
 from conftest import random_linear
 from mma_edu import norms
 from mma_edu.attacks import anpgd, pgd, pgd_with_margin
-from mma_edu.losses import is_correct, logit_margin
+from mma_edu.losses import decides_otherwise, is_correct, logit_margin
 from mma_edu.margins import linear_margins
 from mma_edu.models import LeNet5Madry
 
@@ -27,7 +27,7 @@ def test_pgd_breaks_exactly_the_points_closer_than_eps_on_a_binary_linear_model(
     # exact: a point is broken if and only if its exact margin is below eps.
     model, x, y, exact = _binary_linear_problem(norm)
     eps = float(exact.median())
-    _, lm = pgd_with_margin(model, x, y, eps, norm=norm, loss=loss, steps=40, clip=None)
+    _, lm, _ = pgd_with_margin(model, x, y, eps, norm=norm, loss=loss, steps=40, clip=None)
     clear = (exact - eps).abs() > 0.02 * eps  # leave PGD's finite-step convergence out
     assert torch.equal((lm >= 0)[clear], (exact <= eps)[clear])
     assert clear.float().mean() > 0.9
@@ -40,19 +40,20 @@ def test_pgd_points_stay_in_ball_and_box_and_successes_really_flip(norm):
     x = torch.rand(16, 1, 28, 28)
     y = model(x).argmax(1)
     eps = torch.linspace(0.0, 0.5 if norm == "linf" else 5.0, 16)
-    xa, lm = pgd_with_margin(model, x, y, eps, norm=norm, steps=5)
+    xa, lm, broken = pgd_with_margin(model, x, y, eps, norm=norm, steps=5)
     assert (norms.norm_of(xa - x, norm) <= eps + 1e-6).all()
     assert xa.min() >= 0 and xa.max() <= 1
     with torch.no_grad():
         logits = model(xa)
     torch.testing.assert_close(logit_margin(logits, y), lm)
     assert torch.equal(lm >= 0, ~is_correct(logits, y))
+    assert torch.equal(broken, decides_otherwise(logits, y))
     assert torch.equal(xa[0], x[0])  # eps = 0 leaves the input alone
 
 
 def _robust(model, x, y, eps, **kw):
     torch.manual_seed(1)
-    return pgd_with_margin(model, x, y, eps, clip=None, **kw)[1] < 0
+    return ~pgd_with_margin(model, x, y, eps, clip=None, **kw)[2]
 
 
 @pytest.mark.parametrize("norm", norms.NORMS)
@@ -157,7 +158,9 @@ def test_anpgd_bisection_converges_to_the_exact_margin_of_a_binary_linear_model(
     model, x, y, exact = _binary_linear_problem(norm)
     max_eps = float(exact.max()) * 1.1
     search_steps = 12
-    res = anpgd(model, x, y, float(exact.median()), norm=norm, max_eps=max_eps, loss="lm",
+    # Not exactly the median: PGD at an example's own exact margin lands on the
+    # boundary (L_LM = 0.0, a tie that is not reported as found).
+    res = anpgd(model, x, y, 1.01 * float(exact.median()), norm=norm, max_eps=max_eps, loss="lm",
                 search_steps=search_steps, clip=None)
     assert res.found.all()
     # Along u the logit margin is affine: L(x + t·u) = L(x) + t·⟨g, u⟩, zero at t*.

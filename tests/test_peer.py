@@ -68,3 +68,49 @@ def test_our_fmn_is_no_weaker_than_foolbox_fmn_on_zoo_models(norm):
         assert both.float().mean() >= 0.9
         ratio = ours.length[both] / theirs[both]
         assert ratio.median() <= 1.01, (name, ratio.median())
+
+
+def _advlib():
+    try:
+        from mma_edu.peer import require_advlib
+
+        return require_advlib()
+    except ImportError as err:
+        pytest.skip(str(err))
+
+
+def test_advlib_fab_and_cw_are_upper_bounds_of_exact_margins():
+    _advlib()
+    from mma_edu.peer import advlib_distances
+
+    model = random_linear(8, 4).float()
+    data = _data(model)
+    exact = linear_margins(model.fc.weight.double(), model.fc.bias.double(), data.x.double(), data.y, norm="l2")
+    for attack, steps in (("fab", 50), ("cw", 200)):
+        d, found, correct = advlib_distances(model, data, attack=attack, steps=steps)
+        assert correct.all() and found.float().mean() > 0.9, attack
+        assert (d[found].double() >= exact[found] * (1 - 1e-4)).all(), attack
+        assert (d[found].double() <= exact[found] * 1.05 + 1e-4).float().mean() > 0.9, attack
+
+
+@pytest.mark.slow
+def test_best_with_targets_is_within_5_percent_of_fab_on_the_linf_trained_zoo_model():
+    # Issue 24: the l2 margins of an l_inf PGD-trained model (a gradient-masking candidate), against FAB.
+    # Measured (median per-digit ratio to FAB-100): pgd-0.3 on 200 digits, "best" 0.975x, with
+    # targets="all" 0.960x, AN-PGD alone 0.997x, our FMN 0.990x; pgd-0.4 on 100 digits, "best" 0.958x.
+    # On these 40 digits "best" alone varies with the seed between 0.98x and 1.06x of FAB's median
+    # (per-digit ratios: median 0.97); targets="all" 0.98x (0.957). FAB misses 3 of the 40 digits
+    # (L_LM -5 at its point). About 40 s on one thread.
+    _advlib()
+    from mma_edu import zoo
+    from mma_edu.margins import estimate_margins
+    from mma_edu.peer import advlib_distances
+
+    model, data = zoo.load("pgd-0.3"), zoo.eval_data(40)
+    fab, found, correct = advlib_distances(model, data, attack="fab", steps=100)
+    torch.manual_seed(0)
+    ours = estimate_margins(model, data.x, data.y, norm="l2", max_eps=10.0, method="best", targets="all")
+    both = found & correct & ours.found
+    assert both.float().mean() >= 0.85
+    assert ours.margin[both].median() <= 1.05 * fab[both].median()
+    assert (ours.margin[both] / fab[both]).median() <= 1.05

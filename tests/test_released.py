@@ -366,6 +366,12 @@ def test_peer_attack_needs_its_extra_and_an_l2_model(registry, monkeypatch, caps
         reproduce(L2, peer="deepfool", data="offline", n=4, progress=False)
 
 
+def test_fab_peer_needs_adv_lib(registry, monkeypatch):
+    monkeypatch.setitem(sys.modules, "adv_lib", None)  # as if not installed
+    with pytest.raises(ImportError, match="adv-lib is not installed"):
+        reproduce(L2, peer="fab", data="offline", n=4, progress=False)
+
+
 def test_peer_attack_distances_beside_ours(serving, state_dict, tmp_path):
     pytest.importorskip("foolbox")
     from mma_edu.peer import foolbox_l2_distances
@@ -399,3 +405,17 @@ def test_margins_when_every_example_is_misclassified():
     keep = test.y != 9
     res = estimate_margins(model, test.x[keep][:5], test.y[keep][:5], norm="l2", max_eps=2.0, steps=2)
     assert torch.equal(res.margin, torch.zeros(5)) and res.found.all()
+
+
+def test_fab_peer_distances_beside_ours(serving, tmp_path):
+    try:
+        from mma_edu.peer import require_advlib
+
+        require_advlib()
+    except ImportError as err:
+        pytest.skip(str(err))
+    rep = reproduce(L2, data="offline", n=4, steps=1, restarts=1, margin_n=4, margin_steps=2, peer="fab",
+                    peer_steps=5, device="cpu", cache_dir=tmp_path, base_url=serving.url, progress=False)
+    assert rep.peer.method == "adv-lib FAB" and torch.equal(rep.peer.correct, rep.distances.correct)
+    assert (rep.peer.margin[~rep.peer.correct] == 0).all()
+    assert (rep.peer.margin[rep.peer.found & rep.peer.correct] > 0).all()

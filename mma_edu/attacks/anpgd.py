@@ -12,7 +12,9 @@
 4. the perturbed point x + ε̂·u, clipped to the box.
 
 Besides the paper's ε̂ the result reports the bracket [lower, upper] and
-whether any point along u was adversarial (``found``).
+whether any point along u was adversarial (``found``); ``upper`` and
+``found`` count only points adversarial beyond rounding (see :func:`bisect`),
+so x + upper·u changes the decision in any forward pass of its own.
 
 Batch norm (``bn_mode``): PGD always runs in eval mode. With "eval" (the
 default) so does everything else; with "reference" the check at the PGD point
@@ -29,7 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import norms
-from ..losses import get_loss
+from ..losses import beyond_rounding, get_loss, targeted_margin
 from ..speed import attack_autocast, check_precision
 from ._common import (
     Clip,
@@ -55,9 +57,9 @@ class ANPGDResult:
 
     x_adv: Tensor  # (N, ...) x + eps·u, clipped to the box: the MMA training point
     eps: Tensor  # (N,) the estimate ε̂: the last bisection midpoint (as in the paper)
-    found: Tensor  # (N,) bool: a point along u had search loss >= 0
+    found: Tensor  # (N,) bool: a point along u had search loss > the rounding slack
     lower: Tensor  # (N,) largest scale seen with search loss < 0 (0 if none)
-    upper: Tensor  # (N,) smallest scale seen with search loss >= 0 (max_eps if none)
+    upper: Tensor  # (N,) smallest scale seen with search loss > the rounding slack (max_eps if none)
     direction: Tensor  # (N, ...) u = (x_pgd − x) / eps_init, ‖u‖ ≤ 1
 
 
@@ -74,34 +76,49 @@ def bisect(
     search_fn,
     clip: Clip,
     trace: list | None = None,
+    logits: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Bisection on the scale along ``direction``; returns (estimate, found, lower, upper), each (N,).
 
-    t (N,) is the first scale, ``value`` (N,) the search loss there; each step
-    tightens the bracket with the last value and evaluates its midpoint (one
-    forward pass per step). ``trace``, if a list, receives a dict per step
-    with the scale tried, its search loss and the bracket after it.
+    t (N,) is the first scale, ``value`` (N,) the search loss there (and
+    ``logits`` (N, C) the logits it came from; None: value is trusted as it
+    is); each step tightens the bracket with the last value and evaluates its
+    midpoint (one forward pass per step). ``trace``, if a list, receives a
+    dict per step with the scale tried, its search loss and the bracket after it.
+
+    The bisection itself follows the paper (search loss ≥ 0 lowers the upper
+    end, so the estimate — the last midpoint — is the reference's, bit for
+    bit). The *reported* bracket is stricter: ``upper`` moves only to scales
+    whose search loss exceeds the rounding slack
+    (:func:`mma_edu.losses.beyond_rounding`), and ``found`` says one did. A
+    scale within rounding of the boundary (loss in [0, slack]) is then in
+    neither end: the bracket [lower, upper] stays true in any other forward
+    pass of those points.
     """
     lower = torch.zeros_like(t)
-    upper = max_eps.clone()
+    path_upper = max_eps.clone()  # the paper's upper end, which picks the midpoints
+    upper = max_eps.clone()  # the shortest scale verified to succeed
     found = torch.zeros_like(t, dtype=torch.bool)
 
-    def tighten(t: Tensor, value: Tensor) -> None:
-        nonlocal lower, upper, found
+    def tighten(t: Tensor, value: Tensor, logits: Tensor | None) -> None:
+        nonlocal lower, upper, path_upper, found
         adversarial = value >= 0
-        found = found | adversarial
+        verified = adversarial if logits is None else beyond_rounding(value, logits)
+        found = found | verified
         lower = torch.where(adversarial, lower, torch.maximum(lower, t))
-        upper = torch.where(adversarial, torch.minimum(upper, t), upper)
+        path_upper = torch.where(adversarial, torch.minimum(path_upper, t), path_upper)
+        upper = torch.where(verified, torch.minimum(upper, t), upper)
         if trace is not None:
             trace.append({"t": t.clone(), "value": value.clone(), "lower": lower.clone(), "upper": upper.clone()})
 
     for _ in range(search_steps):
-        tighten(t, value)
-        t = (lower + upper) / 2
-        value = search_fn(model(to_box(x + norms.per_example(t, x) * direction, clip)), y)
+        tighten(t, value, logits)
+        t = (lower + path_upper) / 2
+        logits = model(to_box(x + norms.per_example(t, x) * direction, clip))
+        value = search_fn(logits, y)
     # The last evaluation narrows the reported bracket; the estimate stays the
     # midpoint the paper uses.
-    tighten(t, value)
+    tighten(t, value, logits)
     return t, found, lower, upper
 
 
@@ -122,6 +139,7 @@ def anpgd(
     trace: dict | None = None,
     precision: str = "fp32",
     bn_mode: str = "eval",
+    target: Tensor | None = None,
 ) -> ANPGDResult:
     """AN-PGD (§3 of the paper notes): per-example PGD at ``eps_init``, then bisection to the boundary.
 
@@ -150,6 +168,13 @@ def anpgd(
             authors' MMA training does); PGD is in eval mode either way. No
             forward builds an autograd graph for the parameters. The model's
             mode is restored afterwards.
+        target: None (the paper's AN-PGD), or a class per example (N,)
+            long: PGD then maximizes f_target − f_y instead of ``loss`` (a
+            targeted direction search), while the bisection still tests
+            ``loss`` (any class that wins counts). Used by
+            :func:`mma_edu.margins.estimate_margins` (``targets``) to reach
+            the class nearest in input space, which the untargeted loss can
+            miss.
 
     Returns:
         :class:`ANPGDResult` with ``x_adv`` (N, ...), ``eps`` (N,), ``found`` (N,), bracket.
@@ -161,6 +186,13 @@ def anpgd(
     if not step_scale > 0:
         raise ValueError(f"step_scale must be > 0, got {step_scale!r}")
     search_fn = get_loss(loss)
+    pgd_fn = search_fn
+    if target is not None:
+        if not torch.is_tensor(target) or target.shape != y.shape or target.dtype != torch.long:
+            raise ValueError(f"target must be a long tensor of shape {tuple(y.shape)} (one class per example)")
+        if (target == y).any():
+            raise ValueError("target must differ from y for every example")
+        pgd_fn = targeted_margin(target)
     check_precision(precision)
     check_choice(bn_mode, "bn_mode", BN_MODES)
     eps0 = as_per_example(eps_init, x, "eps_init", positive=True)
@@ -179,17 +211,18 @@ def anpgd(
             with attack_autocast(precision, x.device):
                 x_pgd = perturb(
                     model, x, y, eps0, norm=norm, steps=steps, step_size=step_scale * eps0 / max(steps, 1),
-                    loss_fn=search_fn, clip=clip, delta_init=start,
+                    loss_fn=pgd_fn, clip=clip, delta_init=start,
                     trace=trace.setdefault("pgd", []) if trace is not None else None,
                 )
         direction = (x_pgd - x) / norms.per_example(eps0, x)
         # The reference runs the search in train mode: batch norm then sees (and
         # records) these perturbed points; no_grad keeps it from building graphs.
         with train_mode(model) if bn_mode == "reference" else eval_mode(model):
-            value = search_fn(model(x_pgd), y)
+            logits = model(x_pgd)
+            value = search_fn(logits, y)
             eps, found, lower, upper = bisect(
                 model, x, y, direction, eps0, value, top, search_steps=search_steps, search_fn=search_fn, clip=clip,
-                trace=trace.setdefault("bisect", []) if trace is not None else None,
+                trace=trace.setdefault("bisect", []) if trace is not None else None, logits=logits,
             )
         x_adv = to_box(x + norms.per_example(eps, x) * direction, clip)
     return ANPGDResult(x_adv=x_adv, eps=eps, found=found, lower=lower, upper=upper, direction=direction)

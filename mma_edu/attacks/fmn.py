@@ -16,7 +16,10 @@ Per example it keeps a radius ε_k that *follows the decision boundary*:
 The shortest adversarial point seen is kept, then shortened by a bisection
 along the segment from x to it (every point tested by a forward pass), so the
 returned length is the norm of a verified adversarial perturbation: an upper
-bound of the margin.
+bound of the margin. "Adversarial" means L_LM above the rounding slack
+(:func:`mma_edu.losses.decides_otherwise`), never merely ≥ 0: a bisection
+step that lands within rounding of the boundary does not shorten the point,
+and the returned point is checked once more in a forward pass of its own.
 
 Why it helps where AN-PGD's ℓ2 search does not (see
 :func:`mma_edu.margins.estimate_margins`): PGD maximizes the loss inside a
@@ -43,7 +46,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import norms
-from ..losses import logit_margin
+from ..losses import beyond_rounding, decides_otherwise, logit_margin
 from ._common import Clip, check_batch, check_count, check_in_range, check_labels, check_positive, eval_mode, to_box
 
 
@@ -148,6 +151,11 @@ def fmn(
                 short = _shorten(model, xc[sub], yc[sub], best[idx[sub]] - xc[sub], search_steps, clip)
                 best[idx[sub]] = short
                 length[idx[sub]] = norms.norm_of(short - xc[sub], norm)
+            # Every point reported is checked once more in a forward pass of its own.
+            with torch.no_grad():
+                lost = torch.isfinite(length[idx]) & ~decides_otherwise(model(best[idx]), yc)
+            best[idx[lost]] = xc[lost]
+            length[idx[lost]] = torch.inf
     found = torch.isfinite(length)
     return FMNResult(x_adv=best, length=length, found=found)
 
@@ -166,10 +174,13 @@ def _fmn_run(model: nn.Module, x: Tensor, y: Tensor, start: Tensor, *, norm: str
     for k in range(steps + 1):
         delta.requires_grad_(True)
         with torch.enable_grad():
-            lm = logit_margin(model(x + delta), y)
+            logits = model(x + delta)
+            lm = logit_margin(logits, y)
             (grad,) = torch.autograd.grad(lm.sum(), delta)
         delta, lm = delta.detach(), lm.detach()
-        adv = lm >= 0
+        # Adversarial beyond rounding: a point at L_LM = 0 or +2e-7 would be
+        # correct again in a forward pass of another batch size or in float64.
+        adv = beyond_rounding(lm, logits)
         length = norms.norm_of(delta, norm)
         better = adv & (length < best_len)
         best[better] = (x + delta)[better]
@@ -213,7 +224,7 @@ def _shorten(model: nn.Module, x: Tensor, y: Tensor, delta: Tensor, search_steps
     with torch.no_grad():
         for _ in range(search_steps):
             mid = (lo + hi) / 2
-            adv = logit_margin(model(to_box(x + norms.per_example(mid, x) * delta, clip)), y) >= 0
+            adv = decides_otherwise(model(to_box(x + norms.per_example(mid, x) * delta, clip)), y)
             hi = torch.where(adv, mid, hi)
             lo = torch.where(adv, lo, mid)
     return to_box(x + norms.per_example(hi, x) * delta, clip)
