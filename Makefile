@@ -5,6 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 KERNEL := mma-edu
 STAMP  := $(VENV)/.mma-edu-installed
+KERNEL_INSTALL = $(PY) -m ipykernel install --user --name $(KERNEL) --display-name "Python (mma-edu: $(CURDIR))"
 # Jupyter refuses to run as root unless told; containers often run as root.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 LAB_ARGS ?=
@@ -24,10 +25,13 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test,attacks,browser,site,app]'
-	$(PY) -m ipykernel install --user --name $(KERNEL) --display-name "Python (mma-edu)"
+	$(KERNEL_INSTALL)
 	touch $(STAMP)
 
+# The kernel is user-global, so two checkouts (an instructor's and a student's) share its name: `make lab`
+# binds it to this checkout each time, and its display name says which checkout it runs.
 lab: $(STAMP)
+	$(KERNEL_INSTALL) >/dev/null
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(LAB_SETTINGS) $(ROOT_FLAG) $(LAB_ARGS)
 
 # The whole suite, then the quick part of the browser suite (about 30 s) when a Chromium is found.

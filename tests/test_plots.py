@@ -4,6 +4,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from mma_edu import plots  # noqa: E402
@@ -273,3 +274,46 @@ def test_digit_views_show_x_delta_and_x_adv_with_square_pixels():
     assert fig.data[1].zmin == -fig.data[1].zmax == pytest.approx(-float((x_adv - x).abs().max()), rel=1e-5)
     assert [fig.layout[f"yaxis{k}"].scaleanchor for k in ("", "2", "3")] == ["x", "x2", "x3"]
     assert "#7" in fig.layout.annotations[0].text and "→ 5" in fig.layout.annotations[2].text
+
+
+def test_margin_ecdf_leaves_unknown_margins_out_and_keeps_the_rows():
+    m = {"standard (exact)": torch.tensor([0.1, float("nan"), float("inf"), 0.0], dtype=torch.float64)}
+    (c,) = pdata.margin_ecdfs(m, [5, 6, 7, 8], max_eps=0.3)
+    assert c.index == [3, 0, 2] and c.label == [8, 5, 7] and c.margin == [0.0, 0.1, 0.3]
+    assert c.hit == [False, False, True] and c.fraction == pytest.approx([1 / 3, 2 / 3, 1.0])
+    fig = interactive.margin_ecdf_figure(m, [5, 6, 7, 8], max_eps=0.3)
+    assert "null" not in json.dumps(plots.figure_json(fig)["data"][0]["x"])  # inf drawn at max_eps, NaN left out
+
+
+def test_decision_boundary_figure_hovers_points_and_draws_balls_to_scale():
+    model = _toy_model()
+    x = torch.randn(40, 2)
+    y = model(x).argmax(1)
+    margins = torch.rand(40) * 0.3 + 0.01
+    fig = interactive.decision_boundary_figure({"A": (model, margins), "B": (model, None)}, x, y, norm="l2",
+                                               resolution=40)
+    assert len(fig.layout.images) == 2 and fig.layout.images[0].source.startswith("data:image/png;base64,")
+    points = [t for t in fig.data if t.mode == "markers"]
+    assert sorted(t.name for t in points) == sorted(f"{p}: class {k}" for p in "AB" for k in y.unique().tolist())
+    for t in points:
+        k = int(t.name.split("class ")[1])
+        for px, py, (i, m) in zip(t.x, t.y, t.customdata):
+            assert int(y[i]) == k and (px, py) == pytest.approx(tuple(x[i].tolist()), abs=1e-5)
+            assert (m is None) == t.name.startswith("B") and (m is None or m == pytest.approx(float(margins[i]), abs=1e-6))
+    (balls,) = [t for t in fig.data if t.name == "A: margin balls"]
+    centres = x[plots.data.marked_mask(x)]
+    radii = margins[plots.data.marked_mask(x)]
+    xs, ys = [v for v in balls.x if v is not None], [v for v in balls.y if v is not None]
+    per = len(xs) // len(centres)
+    for j, (c, r) in enumerate(zip(centres, radii)):  # every outline point lies at its margin from its point
+        d = torch.tensor([xs[j * per : (j + 1) * per], ys[j * per : (j + 1) * per]]).T - c
+        assert d.norm(dim=1).double().numpy() == pytest.approx(float(r), rel=1e-3)
+    assert fig.layout.yaxis.scaleanchor == "x" and fig.layout.yaxis2.scaleanchor == "x2"  # equal axes: to scale
+    # The picture under the points is the same grid of predictions the matplotlib twin contours.
+    _, _, probs = plots.boundary_grid(model, x, resolution=40)
+    from PIL import Image
+    import io
+    img = np.asarray(Image.open(io.BytesIO(base64.b64decode(fig.layout.images[0].source.split(",")[1]))).convert("RGB"))
+    assert (img == plots.data.region_image(probs.argmax(-1))).all()
+    plots.plot_decision_boundaries({"A": (model, margins), "B": (model, None)}, x, y, norm="l2", resolution=40)
+    plt.close("all")

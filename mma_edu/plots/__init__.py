@@ -8,6 +8,7 @@ zoom, legend clicks) and every other viewer as the matplotlib twin's PNG:
 - :func:`robust_accuracy` — robust accuracy against ε with confidence bands (notebooks 05, 07);
 - :func:`margin_ecdf` — per-example margin distributions with hover (05, 08);
 - :func:`margin_sandwich` — certified ≤ exact ≤ AN-PGD per digit (08);
+- :func:`decision_boundaries` — 2-D toy boundaries with margin balls, zoomable (03);
 - :func:`plot_run` / :func:`training_curves` — loss, clean accuracy, median margin memory of a run (05, CLI).
 """
 
@@ -20,7 +21,7 @@ from .data import HISTORY_KEYS, HISTORY_LABELS, METHOD_SHADES, method_color, mod
 from .show import PLOTLY_MIME, Interactive, figure_json
 from .static import (CLASS_COLORS, DELTA_CMAP, MARKED, ball_outlines, boundary_grid, compact_inline, delta_image,
                      digit_gallery, palette_png, plot_anpgd_trace, plot_decision_boundary, plot_history,
-                     plot_margin_ecdf, plot_margin_histograms, plot_margin_sandwich, plot_norm_balls,
+                     plot_decision_boundaries, plot_margin_ecdf, plot_margin_histograms, plot_margin_sandwich, plot_norm_balls,
                      plot_robust_accuracy, plot_training_curves, spread_subset)
 
 
@@ -50,6 +51,13 @@ def margin_sandwich(certified, exact, estimates, *, solved, max_eps: float, norm
                        plot_margin_sandwich(certified, exact, estimates, **kw))
 
 
+def decision_boundaries(panels, x, y, *, norm: str = "l2", cols: int = 2, marked: int | None = MARKED) -> Interactive:
+    """2-D decision boundaries with margin balls, zoomable (:func:`.interactive.decision_boundary_figure`), with
+    :func:`.static.plot_decision_boundaries` as fallback; ``panels`` maps a title to (model, margins or None)."""
+    return Interactive(interactive.decision_boundary_figure(panels, x, y, norm=norm, cols=cols, marked=marked),
+                       plot_decision_boundaries(panels, x, y, norm=norm, cols=cols, marked=marked))
+
+
 def training_curves(history, keys: Sequence[str] = HISTORY_KEYS, *, title: str | None = None) -> Interactive:
     """A run's loss, clean accuracy and median margin memory against the step (a History or its dict)."""
     return Interactive(interactive.training_curves_figure(history, keys, title=title),
@@ -65,9 +73,9 @@ def plot_run(folder, keys: Sequence[str] = HISTORY_KEYS) -> Interactive:
 
 __all__ = [
     "CLASS_COLORS", "DELTA_CMAP", "HISTORY_KEYS", "HISTORY_LABELS", "Interactive", "MARKED", "METHOD_SHADES",
-    "PLOTLY_MIME", "ball_outlines", "boundary_grid", "compact_inline", "data", "delta_image", "digit_gallery",
+    "PLOTLY_MIME", "ball_outlines", "boundary_grid", "decision_boundaries", "compact_inline", "data", "delta_image", "digit_gallery",
     "figure_json", "interactive", "margin_ecdf", "margin_sandwich", "method_color", "model_colors", "palette_png",
-    "plot_anpgd_trace", "plot_decision_boundary", "plot_history", "plot_margin_ecdf", "plot_margin_histograms",
+    "plot_anpgd_trace", "plot_decision_boundaries", "plot_decision_boundary", "plot_history", "plot_margin_ecdf", "plot_margin_histograms",
     "plot_margin_sandwich", "plot_norm_balls", "plot_robust_accuracy", "plot_run", "plot_training_curves",
     "read_history", "robust_accuracy", "spread_subset", "static", "training_curves",
 ]

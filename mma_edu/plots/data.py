@@ -14,8 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
+import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
+
+from .. import norms
 
 # The method of a model is read from the start of its name, case-insensitive ("MMA d_max=0.3", "mma-0.45",
 # "PGD-AT 0.3", "pgd-0.1", "standard"). Order matters: "pgdls" before "pgd", "omma" before "mma".
@@ -96,6 +99,84 @@ def method_label(method: str | None) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# 2-D decision boundaries
+# ---------------------------------------------------------------------------------------------------------------
+
+@torch.no_grad()
+def boundary_grid(model: nn.Module, x: Tensor, *, pad: float = 0.5, resolution: int = 200):
+    """Class probabilities of a 2-D model on a square grid around the points x (N, 2).
+
+    Returns (gx (R,), gy (R,), probs (R, R, C)) as numpy arrays, probs[i, j] at (gx[j], gy[i]).
+    """
+    lo = (x.min(0).values - pad).tolist()
+    hi = (x.max(0).values + pad).tolist()
+    gx = torch.linspace(lo[0], hi[0], resolution, dtype=x.dtype)
+    gy = torch.linspace(lo[1], hi[1], resolution, dtype=x.dtype)
+    pts = torch.stack(torch.meshgrid(gx, gy, indexing="xy"), -1).reshape(-1, 2)
+    was = model.training
+    model.eval()
+    dev = next(model.parameters()).device
+    probs = model(pts.to(dev)).softmax(1).cpu()
+    model.train(was)
+    return gx.numpy(), gy.numpy(), probs.reshape(resolution, resolution, -1).numpy()
+
+
+def ball_outlines(x: Tensor, radii: Tensor, norm: str, n: int = 64) -> np.ndarray:
+    """Outlines (N, n, 2) of each point's ball of its radius: circles (ℓ2) or squares (ℓ∞)."""
+    unit = norms.unit_ball_outline(norm, n).to(x.dtype)
+    return (x[:, None, :] + radii[:, None, None].to(x.dtype) * unit[None]).cpu().numpy()
+
+
+# How many points of a 2-D figure get a ball and a δ* arrow: more than a dozen overlap and hide the boundary.
+MARKED = 12
+
+def spread_subset(x: Tensor, k: int) -> Tensor:
+    """Indices (≤ k,) of points of x (N, D) spread evenly over the data: greedy farthest-point sampling.
+
+    Deterministic: starts at the point closest to the mean, then repeatedly adds the point farthest from
+    those chosen. Returns all indices (in order) when N ≤ k.
+    """
+    n = x.shape[0]
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k!r}")
+    if n <= k:
+        return torch.arange(n)
+    flat = x.reshape(n, -1).double()
+    first = int((flat - flat.mean(0)).norm(dim=1).argmin())
+    chosen = [first]
+    dist = (flat - flat[first]).norm(dim=1)
+    for _ in range(k - 1):
+        nxt = int(dist.argmax())
+        chosen.append(nxt)
+        dist = torch.minimum(dist, (flat - flat[nxt]).norm(dim=1))
+    return torch.tensor(sorted(chosen))
+
+
+def marked_mask(x: Tensor, marked: int | None = MARKED) -> Tensor:
+    """(N,) bool: the points of x (N, 2) that get a ball and a δ* arrow (:func:`spread_subset`; None: all)."""
+    shown = torch.zeros(len(x), dtype=torch.bool)
+    shown[spread_subset(x, marked) if marked is not None else torch.arange(len(x))] = True
+    return shown
+
+
+CLASS_COLORS = ["#3b6fb6", "#d1495b", "#2a9d5c", "#e9a03b", "#7b4fa0", "#8c564b", "#e377c2", "#7f7f7f",
+                "#bcbd22", "#17becf"]
+
+
+def region_image(pred: np.ndarray, *, alpha: float = 0.18) -> np.ndarray:
+    """(R, R, 3) uint8 picture of predicted classes pred (R, R) (row i at y index i): each class's colour at
+    ``alpha`` over white, the boundary (a pixel whose right or upper neighbour differs) in black; rows flipped so
+    that row 0 is the top (largest y), as a picture is drawn."""
+    rgb = np.array([[int(c[i : i + 2], 16) for i in (1, 3, 5)] for c in CLASS_COLORS], dtype=float)
+    img = 255 * (1 - alpha) + alpha * rgb[pred % len(CLASS_COLORS)]
+    edge = np.zeros(pred.shape, dtype=bool)
+    edge[:, :-1] |= pred[:, :-1] != pred[:, 1:]
+    edge[:-1, :] |= pred[:-1, :] != pred[1:, :]
+    img[edge] = 0
+    return img[::-1].round().astype(np.uint8)
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # Robust accuracy against ε
 # ---------------------------------------------------------------------------------------------------------------
 
@@ -163,7 +244,9 @@ def margin_ecdfs(margins: Mapping[str, Tensor], labels: Tensor | Sequence[int] |
     """The sorted margins (N,) of each model with each example's index, label and whether it hit ``max_eps``.
 
     ``found`` (per model, (N,) bool, e.g. :attr:`MarginResult.found`) says which margins the search found;
-    without it an example hit max_eps when its margin is ≥ max_eps (what an unbroken example reports).
+    without it an example hit max_eps when its margin is ≥ max_eps (what an unbroken example reports; an exact
+    margin above max_eps is inf). NaN margins (unknown) are left out of the curve; ``index`` keeps the rows.
+    Margins are drawn clamped at ``max_eps``.
     """
     if not margins:
         raise ValueError("margins must hold at least one model's margins")
@@ -177,15 +260,18 @@ def margin_ecdfs(margins: Mapping[str, Tensor], labels: Tensor | Sequence[int] |
         if found is not None and name in found:
             hit = ~torch.as_tensor(found[name]).cpu().bool().reshape(-1) & (m > 0)
         elif max_eps is not None:
-            hit = m >= max_eps - 1e-6
+            hit = m >= max_eps - 1e-6  # an unbroken example reports max_eps; an exact margin above it is inf
         else:
             hit = torch.zeros(n, dtype=torch.bool)
-        order = torch.argsort(m, stable=True)
-        lab = torch.as_tensor(labels).cpu().reshape(-1)[order].tolist() if labels is not None else [-1] * n
-        out.append(MarginECDF(name=name, method=method_of(name), color=colors[name],
-                              margin=m[order].tolist(), fraction=[(k + 1) / n for k in range(n)],
-                              index=order.tolist(), label=[int(v) for v in lab], hit=hit[order].tolist(),
-                              median=float(m.median()) if n else math.nan, max_eps=max_eps))
+        known = ~torch.isnan(m)  # NaN: unknown (e.g. an exact solver's time limit); left out, indices kept
+        order = torch.nonzero(known).squeeze(1)[torch.argsort(m[known], stable=True)]
+        shown = m[order].clamp(max=max_eps) if max_eps is not None else m[order]
+        k = order.numel()
+        lab = torch.as_tensor(labels).cpu().reshape(-1)[order].tolist() if labels is not None else [-1] * k
+        out.append(MarginECDF(name=name, method=method_of(name), color=colors[name], margin=shown.tolist(),
+                              fraction=[(j + 1) / k for j in range(k)], index=order.tolist(),
+                              label=[int(v) for v in lab], hit=hit[order].tolist(),
+                              median=float(m[known].median()) if k else math.nan, max_eps=max_eps))
     return out
 
 

@@ -18,8 +18,9 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 from torch import Tensor
 
-from .data import (HISTORY_KEYS, HISTORY_LABELS, accuracy_curves, history_series, margin_ecdfs, margin_sandwich,
-                   method_color, method_label)
+from .data import (CLASS_COLORS, HISTORY_KEYS, HISTORY_LABELS, MARKED, accuracy_curves, ball_outlines,
+                   boundary_grid, history_series, margin_ecdfs, margin_sandwich, marked_mask, method_color,
+                   method_label, region_image)
 
 DIGITS = 6  # significant digits kept in a figure's data: plenty for a hover, half the bytes of float64 repr
 
@@ -238,3 +239,66 @@ def image_uri(rgb: np.ndarray) -> str:
     buf = io.BytesIO()
     Image.fromarray(np.asarray(rgb, dtype=np.uint8)).save(buf, format="PNG", optimize=True)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 2-D decision boundaries (notebook 03)
+# ---------------------------------------------------------------------------------------------------------------
+
+def decision_boundary_figure(panels: Mapping[str, tuple], x: Tensor, y: Tensor, *, norm: str = "l2",
+                             cols: int = 2, resolution: int = 150, pad: float = 0.5,
+                             marked: int | None = MARKED) -> go.Figure:
+    """Decision regions of 2-D classifiers, zoomable, one panel per entry of ``panels`` (title → (model, margins
+    (N,) or None)); twin of :func:`~mma_edu.plots.static.plot_decision_boundaries`.
+
+    The regions are a small picture under each panel (a layout image of :func:`~mma_edu.plots.data.region_image`,
+    a few KB, where a heatmap of the grid would cost hundreds); the points are scatter traces, one per class and
+    panel, named "<title>: class k", whose ``customdata`` is [index, margin] (hover: class and margin). The
+    balls of the ``marked`` points (:func:`~mma_edu.plots.data.marked_mask`) are drawn to scale (equal axes).
+    """
+    x, y = x.detach().cpu(), y.cpu()
+    rows = -(-len(panels) // cols)
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=list(panels), horizontal_spacing=0.06,
+                        vertical_spacing=0.08)
+    shown = marked_mask(x, marked)
+    for p, (title, (model, margins)) in enumerate(panels.items()):
+        row, col = p // cols + 1, p % cols + 1
+        gx, gy, probs = boundary_grid(model, x, pad=pad, resolution=resolution)
+        ref = "" if p == 0 else str(p + 1)
+        fig.add_layout_image(source=image_uri(region_image(probs.argmax(-1))), xref=f"x{ref}", yref=f"y{ref}",
+                             x=float(gx[0]), y=float(gy[-1]), sizex=float(gx[-1] - gx[0]),
+                             sizey=float(gy[-1] - gy[0]), sizing="stretch", layer="below")
+        m = margins.detach().cpu().double() if margins is not None else None
+        for k in range(int(y.max()) + 1):
+            idx = torch_nonzero(y == k)
+            fig.add_trace(go.Scatter(
+                x=_r(x[idx, 0].tolist()), y=_r(x[idx, 1].tolist()), mode="markers", name=f"{title}: class {k}",
+                marker=dict(size=7, color=CLASS_COLORS[k], line=dict(width=0.6, color="white")), showlegend=False,
+                customdata=[[i, _r(float(m[i])) if m is not None else None] for i in idx],
+                hovertemplate=(f"point #%{{customdata[0]}}, class {k}<br>x = (%{{x:.3f}}, %{{y:.3f}})"
+                               + ("<br>margin %{customdata[1]:.4f}" if m is not None else "") + "<extra></extra>")),
+                row=row, col=col)
+        if m is not None:
+            ok = shown & (m > 0) & m.isfinite()
+            idx = torch_nonzero(ok)
+            if idx:
+                outlines = ball_outlines(x[idx], m[idx].float(), norm)
+                xs, ys = [], []
+                for o in outlines:
+                    xs += _r(o[:, 0].tolist()) + [_r(float(o[0, 0])), None]
+                    ys += _r(o[:, 1].tolist()) + [_r(float(o[0, 1])), None]
+                fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=f"{title}: margin balls", showlegend=False,
+                                         line=dict(color="rgba(0,0,0,0.55)", width=1), hoverinfo="skip"),
+                              row=row, col=col)
+        fig.update_xaxes(range=[float(gx[0]), float(gx[-1])], showgrid=False, row=row, col=col)
+        fig.update_yaxes(range=[float(gy[0]), float(gy[-1])], showgrid=False, scaleanchor=f"x{ref}", scaleratio=1,
+                         row=row, col=col)
+    fig.update_annotations(font_size=11)
+    fig.update_layout(template=TEMPLATE, height=430 * rows, hovermode="closest", dragmode="zoom",
+                      title=dict(text=f"decision boundaries, {norm} margins as balls", font=dict(size=13)))
+    return fig
+
+
+def torch_nonzero(mask) -> list[int]:
+    """Indices (list) where a bool tensor is True."""
+    return mask.nonzero().reshape(-1).tolist()

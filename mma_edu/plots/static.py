@@ -16,11 +16,10 @@ from torch import Tensor, nn
 
 from .. import norms
 from ..presets import eps_label
+from .data import CLASS_COLORS, MARKED, ball_outlines, boundary_grid, marked_mask, spread_subset  # noqa: F401 (re-exported)
 from .data import (HISTORY_KEYS, HISTORY_LABELS, METHOD_SHADES, accuracy_curves, history_series, margin_ecdfs,
                    margin_sandwich, method_color, model_colors)
 
-CLASS_COLORS = ["#3b6fb6", "#d1495b", "#2a9d5c", "#e9a03b", "#7b4fa0", "#8c564b", "#e377c2", "#7f7f7f",
-                "#bcbd22", "#17becf"]
 
 
 def _ax(ax):
@@ -29,58 +28,8 @@ def _ax(ax):
     return ax
 
 
-@torch.no_grad()
-def boundary_grid(model: nn.Module, x: Tensor, *, pad: float = 0.5, resolution: int = 200):
-    """Class probabilities of a 2-D model on a square grid around the points x (N, 2).
-
-    Returns (gx (R,), gy (R,), probs (R, R, C)) as numpy arrays, probs[i, j] at (gx[j], gy[i]).
-    """
-    lo = (x.min(0).values - pad).tolist()
-    hi = (x.max(0).values + pad).tolist()
-    gx = torch.linspace(lo[0], hi[0], resolution, dtype=x.dtype)
-    gy = torch.linspace(lo[1], hi[1], resolution, dtype=x.dtype)
-    pts = torch.stack(torch.meshgrid(gx, gy, indexing="xy"), -1).reshape(-1, 2)
-    was = model.training
-    model.eval()
-    dev = next(model.parameters()).device
-    probs = model(pts.to(dev)).softmax(1).cpu()
-    model.train(was)
-    return gx.numpy(), gy.numpy(), probs.reshape(resolution, resolution, -1).numpy()
-
-
-def ball_outlines(x: Tensor, radii: Tensor, norm: str, n: int = 64) -> np.ndarray:
-    """Outlines (N, n, 2) of each point's ball of its radius: circles (ℓ2) or squares (ℓ∞)."""
-    unit = norms.unit_ball_outline(norm, n).to(x.dtype)
-    return (x[:, None, :] + radii[:, None, None].to(x.dtype) * unit[None]).cpu().numpy()
-
-
-# How many points of a 2-D figure get a ball and a δ* arrow: more than a dozen overlap and hide the boundary.
-MARKED = 12
-
 # The one colour map for perturbations δ* (red: brighter, blue: darker), always drawn with a colour bar.
 DELTA_CMAP = "RdBu_r"
-
-
-def spread_subset(x: Tensor, k: int) -> Tensor:
-    """Indices (≤ k,) of points of x (N, D) spread evenly over the data: greedy farthest-point sampling.
-
-    Deterministic: starts at the point closest to the mean, then repeatedly adds the point farthest from
-    those chosen. Returns all indices (in order) when N ≤ k.
-    """
-    n = x.shape[0]
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k!r}")
-    if n <= k:
-        return torch.arange(n)
-    flat = x.reshape(n, -1).double()
-    first = int((flat - flat.mean(0)).norm(dim=1).argmin())
-    chosen = [first]
-    dist = (flat - flat[first]).norm(dim=1)
-    for _ in range(k - 1):
-        nxt = int(dist.argmax())
-        chosen.append(nxt)
-        dist = torch.minimum(dist, (flat - flat[nxt]).norm(dim=1))
-    return torch.tensor(sorted(chosen))
 
 
 def plot_decision_boundary(
@@ -116,8 +65,7 @@ def plot_decision_boundary(
         m = y == k
         ax.scatter(x[m, 0], x[m, 1], s=14, color=CLASS_COLORS[k], edgecolor="white", linewidth=0.4, zorder=3)
     if margins is not None or x_adv is not None:
-        shown = torch.zeros(len(x), dtype=torch.bool)
-        shown[spread_subset(x, marked) if marked is not None else torch.arange(len(x))] = True
+        shown = marked_mask(x, marked)
         if shown.sum() < len(x):
             ax.scatter(x[shown, 0], x[shown, 1], s=30, facecolor="none", edgecolor="k", linewidth=0.9, zorder=4)
             what = " and ".join(w for w, v in (("balls", margins), ("δ*", x_adv)) if v is not None)
@@ -141,6 +89,22 @@ def plot_decision_boundary(
     if title:
         ax.set_title(title)
     return ax
+
+
+def plot_decision_boundaries(panels: Mapping[str, tuple], x: Tensor, y: Tensor, *, norm: str = "l2",
+                             cols: int = 2, resolution: int = 200, marked: int | None = MARKED):
+    """Several 2-D classifiers side by side: ``panels`` maps a panel's title to (model, margins (N,) or None);
+    one :func:`plot_decision_boundary` each. The interactive twin is
+    :func:`mma_edu.plots.interactive.decision_boundary_figure`."""
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.5 * cols, 4.75 * rows), squeeze=False)
+    for ax, (title, (model, margins)) in zip(axes.ravel(), panels.items()):
+        plot_decision_boundary(model, x, y, ax=ax, margins=margins, norm=norm, title=title, resolution=resolution,
+                               marked=marked)
+    for ax in axes.ravel()[len(panels):]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    return fig
 
 
 def plot_norm_balls(ax=None, radius: float = 1.0):

@@ -31,7 +31,10 @@ class _Explorer:
     image: W.Image
 
     def _make_image(self) -> W.Image:
-        self.image = W.Image(format="png", layout=W.Layout(max_width="100%", height="auto"))
+        # At its natural size: in a flex column (VBox) a picture is stretched to the column's width by default
+        # (align-items: stretch), 2.6x and blurry in a 1400-px window; flex-start keeps its own width.
+        self.image = W.Image(format="png", layout=W.Layout(max_width="100%", height="auto", width="auto",
+                                                           align_self="flex-start"))
         return self.image
 
     def figure(self):
@@ -42,16 +45,22 @@ class _Explorer:
         self.image.value = png_bytes(self.figure())
 
     def show(self):
-        """Display now and keep a handle, so :meth:`refresh` can renew the headless copy later."""
+        """Display now and keep a handle, so :meth:`refresh` can renew the static copy later."""
+        self._ipython_display_()
+
+    def _ipython_display_(self):
+        # Displayed with a display id (also when left last in a cell), so that a view moved from code
+        # (show_step, select, set) renews its output's image/png: headless copies, the site and untrusted opens
+        # show the last state, not the first.
         from IPython.display import display
 
-        self._handle = display(self, display_id=True)
+        self._handle = display(self._repr_mimebundle_(), raw=True, display_id=True)
 
     def refresh(self) -> None:
-        """Renew the displayed output (widget and its ``image/png`` copy) if :meth:`show` displayed it."""
+        """Renew the displayed output (widget and its ``image/png`` copy) if it was displayed."""
         handle = getattr(self, "_handle", None)
         if handle is not None:
-            handle.update(self)
+            handle.update(self._repr_mimebundle_(), raw=True)
 
     def _repr_mimebundle_(self, include=None, exclude=None, **kwargs):
         # Live frontends render the widget; headless renderers (papermill, nbconvert, the course site,

@@ -155,6 +155,7 @@ class OverPerturbationView(_Explorer):
             self.model.value = model
         if eps is not None:
             self.eps.value = float(eps)
+        self.refresh()  # the output's static copy follows
 
     def fraction(self) -> float:
         return float(over_perturbed(self.models[self.model.value][1], self.eps.value).float().mean())
