@@ -57,9 +57,11 @@ book: $(STAMP)
 	test -f build/01_margins.ipynb || $(MAKE) tour
 	$(PY) -m mma_edu.book --notebooks build --out build/book
 
-# The widget explorers as a standalone page (Voilà), e.g. for a course lab's projector.
+# The widget explorers as a standalone page (Voilà), e.g. for a course lab's projector. Progressive rendering:
+# the page shows at once and each explorer appears when its cell has run (not after the whole notebook).
+VOILA_ARGS := --VoilaConfiguration.progressive_rendering=True
 app: $(STAMP)
-	$(VENV)/bin/voila app/explorers.ipynb $(LAB_ARGS)
+	$(VENV)/bin/voila app/explorers.ipynb $(VOILA_ARGS) $(LAB_ARGS)
 
 tour: $(STAMP)
 	$(PY) -m mma_edu.tour --out build
