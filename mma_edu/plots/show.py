@@ -22,7 +22,7 @@ import matplotlib.pyplot as plt
 
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
 # What the plotly toolbar offers: no plotly logo (it links off the machine); a PNG download of what is shown.
-CONFIG = {"displaylogo": False, "responsive": True}
+CONFIG = {"displaylogo": False}
 
 
 def figure_json(fig) -> dict:

@@ -96,6 +96,9 @@ def _plots(page, expected: int, timeout: float = 60):
     """The rendered plotly figures, once ``expected`` of them are drawn (no "Loading", no error)."""
     deadline = time.time() + timeout
     while True:
+        # JupyterLab's plotly renderer shows the output's PNG until the mouse enters it, then draws the figure.
+        page.evaluate("() => document.querySelectorAll('.jp-RenderedPlotly .plot-img').forEach(i => {"
+                      " if (i.offsetParent !== null) i.dispatchEvent(new MouseEvent('mouseenter')); })")
         n = page.eval_on_selector_all(".js-plotly-plot", "els => els.filter(e => e._fullLayout).length")
         text = page.inner_text("body")
         if n == expected and "Loading widget" not in text:
