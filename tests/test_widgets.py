@@ -283,3 +283,16 @@ def test_a_view_moved_from_code_renews_its_static_copy(moons_net):
     s.show_step(s.total)
     (bundle,) = Handle.bundles
     assert base64.b64decode(bundle["image/png"]) == pic(s) and WIDGET_MIME in bundle
+
+
+def test_explorers_say_how_to_make_them_live_and_the_trainer_asks_for_train():
+    from mma_edu.widgets.base import LIVE_HINT
+
+    m = MarginExplorer2D(n=30, epochs=3)
+    texts = [c.value for c in m.widget.children[1].children if hasattr(c, "value") and isinstance(c.value, str)]
+    assert LIVE_HINT in texts and "run this cell to make this live" in LIVE_HINT.lower()
+    shown = pic(m)
+    m.method.value = "standard"  # a control changed: the old picture stays, and the status says so
+    assert "press Train" in m.status.value and pic(m) == shown
+    m.update()
+    assert "press Train" not in m.status.value and pic(m) != shown

@@ -24,18 +24,26 @@ def png_bytes(fig) -> bytes:
         plt.close(fig)
 
 
+# Under every explorer: after a reopen the saved picture shows but the controls move nothing until the cell runs.
+LIVE_HINT = ("<small style='color:#666'>Controls do nothing? Run this cell to make this live (a reopened "
+             "notebook shows the saved picture; a running kernel redraws it).</small>")
+
+
 class _Explorer:
     """Base: ``self.widget`` is the live view; ``figure()`` draws the current state (matplotlib)."""
 
     widget: W.Widget
     image: W.Image
 
-    def _make_image(self) -> W.Image:
+    def _make_image(self, hint: bool = True) -> W.Widget:
+        """The picture and, with ``hint`` (views with controls), under it the hint a reopened notebook needs
+        (its saved picture shows, but only a running kernel redraws it). Returns what to place; the picture
+        itself is ``self.image``."""
         # At its natural size: in a flex column (VBox) a picture is stretched to the column's width by default
         # (align-items: stretch), 2.6x and blurry in a 1400-px window; flex-start keeps its own width.
         self.image = W.Image(format="png", layout=W.Layout(max_width="100%", height="auto", width="auto",
                                                            align_self="flex-start"))
-        return self.image
+        return W.VBox([self.image, W.HTML(LIVE_HINT)]) if hint else self.image
 
     def figure(self):
         raise NotImplementedError

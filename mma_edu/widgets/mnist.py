@@ -14,7 +14,7 @@ from .. import plots
 from ..data import ArrayDataset
 from ..margins import estimate_margins
 from ..plots import PLOTLY_MIME, figure_json, interactive
-from .base import _label, png_bytes
+from .base import LIVE_HINT, _label, png_bytes
 
 
 def digit_figure(c: dict, *, norm: str):
@@ -73,7 +73,7 @@ class MNISTMarginExplorer:
         self.output = W.Output(layout=W.Layout(align_self="flex-start"))
         self.index.observe(lambda change: self._draw(change["new"]), names="value")
         self.widget = W.VBox([W.HTML("<small>digits ordered by margin, smallest first (#index, margin)</small>"),
-                              self.index, self.label, self.output])
+                              self.index, self.label, self.output, W.HTML(LIVE_HINT)])
         self._draw(self.index.value)
 
     def compute(self, i: int) -> dict:

@@ -74,9 +74,16 @@ class MarginExplorer2D(_Explorer):
         self.status = W.HTML()
         self.n, self.noise, self.epochs, self.seed = n, noise, epochs, seed
         self.button.on_click(lambda _: self.update())
+        for c in (self.dataset, self.norm, self.method, self.size):  # the picture is of the last training
+            c.observe(lambda _: self._stale(), names="value")
         controls = W.VBox([self.dataset, self.norm, self.method, W.HBox([self.size, self.button]), self.status])
         self.widget = W.VBox([controls, self._make_image()])
         self.update()
+
+    def _stale(self) -> None:
+        if not self.button.disabled:
+            self.status.value = ("<b>settings changed: press Train</b> (the picture shows the last training: "
+                                 + getattr(self, "title", "none yet") + ")")
 
     def update(self) -> None:
         """Retrain with the current controls, re-estimate the margins, redraw."""
