@@ -115,6 +115,11 @@ class Notebook:
             text = " ".join(self.page.eval_on_selector_all(".jp-OutputArea-output", "els => els.map(e => e.innerText)"))
             pics = [self.picture(o) for o in outs.all()]
             if len(pics) == expected and all(pics) and not any(b in text for b in BROKEN):
+                # Each picture at its natural size (a flex column used to stretch them 2.6x, blurry).
+                scale = self.page.eval_on_selector_all(
+                    ".jp-OutputArea-output img.widget-image",
+                    "els => els.map(e => e.getBoundingClientRect().width / e.naturalWidth)")
+                assert max(scale) <= 1.1, f"{self.name}: pictures shown at {scale} x their natural width"
                 return outs.all()
             if time.time() > deadline:
                 broken = [b for b in BROKEN if b in text]

@@ -3,7 +3,8 @@ each figure renders, a hover shows the value the notebook recorded, a legend cli
 changes the range, and all of it again after a tab refresh and after a reopen on a fresh kernel; on the course
 site a figure hovers with the network blocked. Also measures the explorer's control-to-picture latency.
 
-A small notebook of its own (about 10 s of kernel time) keeps this in the quick part of the suite.
+A small notebook of its own (about 10 s of kernel time) keeps the JupyterLab test in the quick part of the
+suite (about 50 s); the site test (about 35 s, a Jupyter Book build) runs with the rest.
 """
 
 from __future__ import annotations
@@ -194,7 +195,6 @@ def test_plotly_figures_hover_hide_zoom_in_lab_after_refresh_and_reopen(page, pl
     assert "widgets" in saved["metadata"]
 
 
-@pytest.mark.quick
 def test_site_figure_hovers_offline(page, plotly_lab, tmp_path):
     import importlib.util
 
