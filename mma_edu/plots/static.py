@@ -17,8 +17,8 @@ from torch import Tensor, nn
 from .. import norms
 from ..presets import eps_label
 from .data import CLASS_COLORS, MARKED, ball_outlines, boundary_grid, marked_mask, spread_subset  # noqa: F401 (re-exported)
-from .data import (HISTORY_KEYS, HISTORY_LABELS, METHOD_SHADES, accuracy_curves, history_series, margin_ecdfs,
-                   margin_sandwich, method_color, model_colors)
+from .data import (HISTORY_KEYS, HISTORY_LABELS, accuracy_curves, history_series, margin_ecdfs, margin_sandwich,
+                   method_color)
 
 
 

@@ -20,7 +20,6 @@ import pytest
 
 from servers import free_port, stop, wait_http
 
-from .conftest import ROOT
 from .test_lab import LAB_SETTINGS, Notebook
 
 NAME = "plotly_figures.ipynb"
