@@ -189,6 +189,7 @@ def test_margin_ecdf_points_carry_index_label_margin_and_hit():
         assert len(t.x) == 200 and list(t.x) == sorted(t.x) and list(t.y)[-1] == 1.0
         assert list(mpl_step.get_xdata()) == pytest.approx(list(t.x), abs=1e-5)  # the twin's very points
         for x, (i, lab, hit) in zip(t.x, t.customdata):  # each point is the example its hover names
+            i = int(i)
             assert x == pytest.approx(float(m[i]), abs=1e-5) and lab == int(labels[i])
             assert hit == int(float(m[i]) >= 0.6 - 1e-6)
         assert f"median {m.double().median():.3f}" in t.name
@@ -282,7 +283,8 @@ def test_margin_ecdf_leaves_unknown_margins_out_and_keeps_the_rows():
     assert c.index == [3, 0, 2] and c.label == [8, 5, 7] and c.margin == [0.0, 0.1, 0.3]
     assert c.hit == [False, False, True] and c.fraction == pytest.approx([1 / 3, 2 / 3, 1.0])
     fig = interactive.margin_ecdf_figure(m, [5, 6, 7, 8], max_eps=0.3)
-    assert "null" not in json.dumps(plots.figure_json(fig)["data"][0]["x"])  # inf drawn at max_eps, NaN left out
+    assert np.isfinite(fig.data[0].x).all() and len(fig.data[0].x) == 3  # inf drawn at max_eps, NaN left out
+    assert "bdata" in json.dumps(plots.figure_json(fig)["data"][0]["x"])  # a typed array: one line in a notebook
 
 
 def test_decision_boundary_figure_hovers_points_and_draws_balls_to_scale():
@@ -298,12 +300,13 @@ def test_decision_boundary_figure_hovers_points_and_draws_balls_to_scale():
     for t in points:
         k = int(t.name.split("class ")[1])
         for px, py, (i, m) in zip(t.x, t.y, t.customdata):
+            i = int(i)
             assert int(y[i]) == k and (px, py) == pytest.approx(tuple(x[i].tolist()), abs=1e-5)
-            assert (m is None) == t.name.startswith("B") and (m is None or m == pytest.approx(float(margins[i]), abs=1e-6))
+            assert (m != m) == t.name.startswith("B") and (m != m or m == pytest.approx(float(margins[i]), abs=1e-6))
     (balls,) = [t for t in fig.data if t.name == "A: margin balls"]
     centres = x[plots.data.marked_mask(x)]
     radii = margins[plots.data.marked_mask(x)]
-    xs, ys = [v for v in balls.x if v is not None], [v for v in balls.y if v is not None]
+    xs, ys = [float(v) for v in balls.x if v == v], [float(v) for v in balls.y if v == v]  # NaN separates balls
     per = len(xs) // len(centres)
     for j, (c, r) in enumerate(zip(centres, radii)):  # every outline point lies at its margin from its point
         d = torch.tensor([xs[j * per : (j + 1) * per], ys[j * per : (j + 1) * per]]).T - c

@@ -6,6 +6,7 @@ The browser half (render, interact, refresh, reopen) is tests/browser/.
 import base64
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -173,7 +174,9 @@ def test_mnist_explorer_orders_digits_by_margin_and_shows_plotly_in_an_output():
     c = m.select(i)
     assert m.index.value == i and c["y"] == int(test.y[i])
     (out,) = m.output.outputs
-    z = torch.tensor(out["data"][PLOTLY_MIME]["data"][1]["z"], dtype=torch.float64)
+    z = out["data"][PLOTLY_MIME]["data"][1]["z"]  # a typed array: base64 of float32, with its shape
+    assert z["dtype"] == "f4"
+    z = torch.from_numpy(np.frombuffer(base64.b64decode(z["bdata"]), dtype=np.float32).reshape(28, 28).copy()).double()
     assert torch.allclose(z, (c["x_adv"] - c["x"]).double(), atol=1e-5)  # the δ* shown is this digit's
     assert z.abs().max() <= c["margin"] + 1e-5 and f"#{i}" in out["data"]["text/plain"]
     assert "margin" in m.label.value and f"{c['margin']:.4f}" in m.label.value

@@ -3,8 +3,10 @@
 Each mirrors a matplotlib figure of :mod:`mma_edu.plots.static` and draws from the same helper of
 :mod:`mma_edu.plots.data`, so the two show the same numbers; the notebooks show both at once through
 :class:`mma_edu.plots.Interactive` (plotly for JupyterLab, the matplotlib picture as ``image/png`` for
-everything else). Every trace carries plain lists (no base64 arrays), rounded to :data:`DIGITS` significant
-digits, and hover text says what a point is.
+everything else). Hover text says what a point is. Short traces carry plain lists rounded to :data:`DIGITS`
+significant digits (readable in the notebook's JSON); per-example arrays (hundreds of points, pixels) go as
+float32/int32 numpy arrays, which plotly writes as base64 typed arrays: a saved notebook holds each on one line
+instead of one line per number.
 """
 
 from __future__ import annotations
@@ -41,6 +43,11 @@ def _r(v):
         return v
     f = float(v)
     return f if not np.isfinite(f) or f == 0 else float(f"{f:.{DIGITS}g}")
+
+
+def _f32(values) -> np.ndarray:
+    """Per-example floats as float32 (7 significant digits: plenty for a hover), sent as a typed array."""
+    return np.asarray(values, dtype=np.float32)
 
 
 def _rgba(hex_color: str, alpha: float) -> str:
@@ -106,7 +113,8 @@ def margin_ecdf_figure(margins: Mapping[str, Tensor], labels=None, *, max_eps: f
     """Per-example margins as empirical distribution functions, one trace per model, one point per example
     (twin of :func:`~mma_edu.plots.static.plot_margin_ecdf`).
 
-    Each point's ``customdata`` is [index, label, hit] (hit: 1 when the search reached max_eps unbroken);
+    Each point's ``customdata`` is [index, label, hit] (hit: 1 when the search reached max_eps unbroken, drawn as
+    an open circle);
     hover says the example's index, label, margin and whether it hit max_eps. ``d_max`` (model → d_max) adds
     a dotted vertical trace ``"<name> d_max"`` in the model's colour and legend group.
     """
@@ -116,10 +124,12 @@ def margin_ecdf_figure(margins: Mapping[str, Tensor], labels=None, *, max_eps: f
         group = _group_title(fig, c.method, seen)
         cap = f"hit max_eps = {max_eps:g}: unbroken, margin ≥ max_eps" if max_eps is not None else "hit max_eps"
         fig.add_trace(go.Scatter(
-            x=_r(c.margin), y=_r(c.fraction), mode="lines+markers", line=dict(shape="hv", color=c.color, width=1.5),
-            marker=dict(size=5, color=c.color, symbol=["circle-open" if h else "circle" for h in c.hit]),
+            x=_f32(c.margin), y=_f32(c.fraction), mode="lines+markers",
+            line=dict(shape="hv", color=c.color, width=1.5),
+            marker=dict(size=5, color=c.color,  # open circles (symbol 100) where the search hit max_eps
+                        symbol=[100 if h else 0 for h in c.hit] if any(c.hit) else 0),
             name=f"{c.name} (median {c.median:.3f})",
-            customdata=[[i, lab, int(h)] for i, lab, h in zip(c.index, c.label, c.hit)],
+            customdata=np.array([c.index, c.label, [int(h) for h in c.hit]], dtype=np.int32).T.reshape(-1, 3),
             hovertemplate=(f"<b>{c.name}</b><br>example #%{{customdata[0]}}, label %{{customdata[1]}}<br>"
                            "margin %{x:.4f}<br>fraction ≤ it: %{y:.3f}<br>hit max_eps: %{customdata[2]}"
                            "<extra></extra>"),
@@ -214,12 +224,12 @@ def digit_views_figure(x: Tensor, x_adv: Tensor, *, label: int, pred_adv: int, m
               f"x + δ* → {pred_adv}" if found else "x + δ* (none found)")
     fig = make_subplots(rows=1, cols=3, subplot_titles=titles, horizontal_spacing=0.06)
     grey = [[0, "black"], [1, "white"]]
-    fig.add_trace(go.Heatmap(z=_r(x.tolist()), zmin=0, zmax=1, colorscale=grey, showscale=False, name="x",
+    fig.add_trace(go.Heatmap(z=_f32(x), zmin=0, zmax=1, colorscale=grey, showscale=False, name="x",
                              hovertemplate="row %{y}, col %{x}<br>x = %{z:.3f}<extra></extra>"), 1, 1)
-    fig.add_trace(go.Heatmap(z=_r(delta.tolist()), zmin=-lim, zmax=lim, colorscale="RdBu", reversescale=True,
+    fig.add_trace(go.Heatmap(z=_f32(delta), zmin=-lim, zmax=lim, colorscale="RdBu", reversescale=True,
                              name="δ*", colorbar=dict(x=0.655, len=0.8, thickness=10, title=dict(text="δ*", side="top")),
                              hovertemplate="row %{y}, col %{x}<br>δ* = %{z:+.3f}<extra></extra>"), 1, 2)
-    fig.add_trace(go.Heatmap(z=_r(xa.tolist()), zmin=0, zmax=1, colorscale=grey, showscale=False, name="x + δ*",
+    fig.add_trace(go.Heatmap(z=_f32(xa), zmin=0, zmax=1, colorscale=grey, showscale=False, name="x + δ*",
                              hovertemplate="row %{y}, col %{x}<br>x + δ* = %{z:.3f}<extra></extra>"), 1, 3)
     for col in (1, 2, 3):
         anchor = "x" if col == 1 else f"x{col}"
@@ -253,7 +263,8 @@ def decision_boundary_figure(panels: Mapping[str, tuple], x: Tensor, y: Tensor, 
 
     The regions are a small picture under each panel (a layout image of :func:`~mma_edu.plots.data.region_image`,
     a few KB, where a heatmap of the grid would cost hundreds); the points are scatter traces, one per class and
-    panel, named "<title>: class k", whose ``customdata`` is [index, margin] (hover: class and margin). The
+    panel, named "<title>: class k", whose ``customdata`` is [index, margin (NaN: none given)] (hover: class and
+    margin). The
     balls of the ``marked`` points (:func:`~mma_edu.plots.data.marked_mask`) are drawn to scale (equal axes).
     """
     x, y = x.detach().cpu(), y.cpu()
@@ -272,9 +283,9 @@ def decision_boundary_figure(panels: Mapping[str, tuple], x: Tensor, y: Tensor, 
         for k in range(int(y.max()) + 1):
             idx = torch_nonzero(y == k)
             fig.add_trace(go.Scatter(
-                x=_r(x[idx, 0].tolist()), y=_r(x[idx, 1].tolist()), mode="markers", name=f"{title}: class {k}",
+                x=_f32(x[idx, 0]), y=_f32(x[idx, 1]), mode="markers", name=f"{title}: class {k}",
                 marker=dict(size=7, color=CLASS_COLORS[k], line=dict(width=0.6, color="white")), showlegend=False,
-                customdata=[[i, _r(float(m[i])) if m is not None else None] for i in idx],
+                customdata=_f32([[i, float(m[i]) if m is not None else np.nan] for i in idx]).reshape(-1, 2),
                 hovertemplate=(f"point #%{{customdata[0]}}, class {k}<br>x = (%{{x:.3f}}, %{{y:.3f}})"
                                + ("<br>margin %{customdata[1]:.4f}" if m is not None else "") + "<extra></extra>")),
                 row=row, col=col)
@@ -283,11 +294,9 @@ def decision_boundary_figure(panels: Mapping[str, tuple], x: Tensor, y: Tensor, 
             idx = torch_nonzero(ok)
             if idx:
                 outlines = ball_outlines(x[idx], m[idx].float(), norm)
-                xs, ys = [], []
-                for o in outlines:
-                    xs += _r(o[:, 0].tolist()) + [_r(float(o[0, 0])), None]
-                    ys += _r(o[:, 1].tolist()) + [_r(float(o[0, 1])), None]
-                fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=f"{title}: margin balls", showlegend=False,
+                # Each outline closed and followed by a NaN: one trace, one line per ball.
+                closed = np.concatenate([outlines, outlines[:, :1], np.full_like(outlines[:, :1], np.nan)], 1)
+                fig.add_trace(go.Scatter(x=_f32(closed[..., 0].ravel()), y=_f32(closed[..., 1].ravel()), mode="lines", name=f"{title}: margin balls", showlegend=False,
                                          line=dict(color="rgba(0,0,0,0.55)", width=1), hoverinfo="skip"),
                               row=row, col=col)
         fig.update_xaxes(range=[float(gx[0]), float(gx[-1])], showgrid=False, row=row, col=col)
