@@ -5,6 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 KERNEL := mma-edu
 STAMP  := $(VENV)/.mma-edu-installed
+KERNEL_INSTALL = $(PY) -m ipykernel install --user --name $(KERNEL) --display-name "Python (mma-edu: $(CURDIR))"
 # Jupyter refuses to run as root unless told; containers often run as root.
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 LAB_ARGS ?=
@@ -24,10 +25,13 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test,attacks,browser,site,app]'
-	$(PY) -m ipykernel install --user --name $(KERNEL) --display-name "Python (mma-edu)"
+	$(KERNEL_INSTALL)
 	touch $(STAMP)
 
+# The kernel is user-global, so two checkouts (an instructor's and a student's) share its name: `make lab`
+# binds it to this checkout each time, and its display name says which checkout it runs.
 lab: $(STAMP)
+	$(KERNEL_INSTALL) >/dev/null
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(LAB_SETTINGS) $(ROOT_FLAG) $(LAB_ARGS)
 
 # The whole suite, then the quick part of the browser suite (about 30 s) when a Chromium is found.
@@ -53,9 +57,11 @@ book: $(STAMP)
 	test -f build/01_margins.ipynb || $(MAKE) tour
 	$(PY) -m mma_edu.book --notebooks build --out build/book
 
-# The widget explorers as a standalone page (Voilà), e.g. for a course lab's projector.
+# The widget explorers as a standalone page (Voilà), e.g. for a course lab's projector. Progressive rendering:
+# the page shows at once and each explorer appears when its cell has run (not after the whole notebook).
+VOILA_ARGS := --VoilaConfiguration.progressive_rendering=True
 app: $(STAMP)
-	$(VENV)/bin/voila app/explorers.ipynb $(LAB_ARGS)
+	$(VENV)/bin/voila app/explorers.ipynb $(VOILA_ARGS) $(LAB_ARGS)
 
 tour: $(STAMP)
 	$(PY) -m mma_edu.tour --out build

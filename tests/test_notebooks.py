@@ -128,6 +128,9 @@ def test_notebook_runs_in_smoke_mode(path, tmp_path, kernel_env, monkeypatch):
             data = o.get("data", {})
             if "application/vnd.jupyter.widget-view+json" in data:
                 assert "image/png" in data, "".join(cell["source"])[:80]
+            if "application/vnd.plotly.v1+json" in data:  # plotly figures (mma_edu.plots.Interactive): data only,
+                assert "image/png" in data, "".join(cell["source"])[:80]  # with the matplotlib twin's picture
+                assert "text/html" not in data and len(json.dumps(data)) < 400_000, "".join(cell["source"])[:80]
             if "image/png" in data:  # palette PNGs (course.settings -> plots.compact_inline): colour type 3
                 assert base64.b64decode(data["image/png"])[25] == 3, "".join(cell["source"])[:80]
     assert out.stat().st_size <= 2_000_000, f"{path.name}: executed copy is {out.stat().st_size:,} bytes"

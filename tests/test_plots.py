@@ -4,6 +4,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from mma_edu import plots  # noqa: E402
@@ -117,3 +118,205 @@ def test_palette_png_is_smaller_and_keeps_the_picture():
 
 def test_compact_inline_does_nothing_outside_a_kernel():
     assert plots.compact_inline() is False
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The interactive twins (plotly): the same numbers as the matplotlib figures, and hover that says what a point is
+# ---------------------------------------------------------------------------------------------------------------
+
+import base64  # noqa: E402
+import json  # noqa: E402
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+
+from mma_edu.plots import data as pdata, interactive  # noqa: E402
+
+ZOO_LIKE = ["standard", "pgd-0.1", "pgd-0.3", "pgd-0.4", "mma-0.3", "mma-0.45", "omma-0.45"]
+
+
+def _results(n=300):
+    g = torch.Generator().manual_seed(0)
+    out = {}
+    for k, name in enumerate(ZOO_LIKE):
+        robust = torch.rand(n, 3, generator=g) < torch.tensor([0.9, 0.6 - 0.05 * k, 0.2 + 0.05 * k])
+        out[name] = RobustAccuracy("linf", [0.1, 0.2, 0.3], 0.95 + 0.005 * k, robust.double().mean(0).tolist(), robust)
+    return out
+
+
+def test_robust_accuracy_twins_draw_the_same_curves_with_intervals_and_n():
+    results = _results()
+    fig = interactive.robust_accuracy_figure(results)
+    lines = [t for t in fig.data if t.fill is None]
+    bands = [t for t in fig.data if t.fill == "toself"]
+    assert [t.name for t in lines] == ZOO_LIKE and len(bands) == len(ZOO_LIKE) == len(fig.data) // 2
+    ax = plots.plot_robust_accuracy(results)
+    for t, mpl_line, (name, r) in zip(lines, ax.get_lines(), results.items()):
+        expected = [100 * r.clean] + [100 * a for a in r.accuracy]
+        assert list(t.y) == pytest.approx(expected, abs=1e-4) and list(t.x) == [0.0, 0.1, 0.2, 0.3]
+        assert list(mpl_line.get_ydata()) == pytest.approx(list(t.y), abs=1e-4)  # the twin draws the same line
+        assert mpl_line.get_color() == t.line.color  # ... in the same colour
+        for a, (lo, hi, n) in zip(expected, t.customdata):
+            want = r.interval(a / 100)
+            assert (lo, hi) == pytest.approx((100 * want[0], 100 * want[1]), abs=1e-4) and n == 300
+            assert lo <= a <= hi
+        for field in ("accuracy", "interval", "n = %{customdata[2]}"):
+            assert field in t.hovertemplate
+    plt.close("all")
+    # One legend group per method: a click on any PGD-AT entry hides every PGD-AT model (and its band).
+    groups = {t.name: t.legendgroup for t in lines}
+    assert groups["pgd-0.1"] == groups["pgd-0.4"] == "PGD-AT" != groups["mma-0.3"] == "MMA" != groups["omma-0.45"]
+    assert all(b.legendgroup == groups[b.name.removesuffix(" interval")] and not b.showlegend for b in bands)
+    assert fig.layout.legend.groupclick == "togglegroup"
+    # Each model its own shade within its method's hue; the shades darken as ε grows.
+    colors = pdata.model_colors(ZOO_LIKE)
+    assert len(set(colors.values())) == len(ZOO_LIKE)
+    rank = [pdata.METHOD_SHADES["pgd"].index(colors[k]) for k in ("pgd-0.1", "pgd-0.3", "pgd-0.4")]
+    assert rank == sorted(rank) and len(set(rank)) == 3
+    assert colors["standard"] in pdata.METHOD_SHADES["standard"] and colors["omma-0.45"] in pdata.METHOD_SHADES["omma"]
+
+
+def test_margin_ecdf_points_carry_index_label_margin_and_hit():
+    g = torch.Generator().manual_seed(1)
+    labels = torch.randint(0, 10, (200,), generator=g)
+    margins = {"standard": torch.rand(200, generator=g) * 0.3, "mma-0.45": (torch.rand(200, generator=g) * 0.7).clamp(max=0.6)}
+    fig = interactive.margin_ecdf_figure(margins, labels, max_eps=0.6, norm="linf", d_max={"mma-0.45": 0.45})
+    points = [t for t in fig.data if t.mode == "lines+markers"]
+    assert len(points) == 2 and [t.name.split(" ")[0] for t in points] == ["standard", "mma-0.45"]
+    ax = plots.plot_margin_ecdf(margins, labels, max_eps=0.6, norm="linf", d_max={"mma-0.45": 0.45})
+    steps = [line for line in ax.get_lines() if len(line.get_xdata()) == 200]
+    for t, mpl_step, (name, m) in zip(points, steps, margins.items()):
+        assert len(t.x) == 200 and list(t.x) == sorted(t.x) and list(t.y)[-1] == 1.0
+        assert list(mpl_step.get_xdata()) == pytest.approx(list(t.x), abs=1e-5)  # the twin's very points
+        for x, (i, lab, hit) in zip(t.x, t.customdata):  # each point is the example its hover names
+            i = int(i)
+            assert x == pytest.approx(float(m[i]), abs=1e-5) and lab == int(labels[i])
+            assert hit == int(float(m[i]) >= 0.6 - 1e-6)
+        assert f"median {m.double().median():.3f}" in t.name
+        for field in ("example #", "label", "margin", "hit max_eps"):
+            assert field in t.hovertemplate
+    assert sum(h for *_, h in points[1].customdata) == int((margins["mma-0.45"] >= 0.6 - 1e-6).sum()) > 0
+    d_line = [t for t in fig.data if t.name == "mma-0.45 d_max"]
+    assert len(d_line) == 1 and list(d_line[0].x) == [0.45, 0.45] and d_line[0].legendgroup == "MMA"
+    plt.close("all")
+    with pytest.raises(ValueError, match="labels must have one entry per margin"):
+        interactive.margin_ecdf_figure(margins, labels[:5])
+
+
+def test_margin_ecdf_takes_found_from_the_search():
+    m = {"MMA": torch.tensor([0.0, 0.2, 0.5, 0.5])}
+    found = {"MMA": torch.tensor([True, True, True, False])}  # the last is unbroken at max_eps 0.5
+    (c,) = pdata.margin_ecdfs(m, [1, 2, 3, 4], max_eps=0.5, found=found)
+    assert c.index == [0, 1, 2, 3] and c.hit == [False, False, False, True] and c.label == [1, 2, 3, 4]
+
+
+def test_margin_sandwich_hover_has_all_three_values_and_the_gaps():
+    exact = torch.tensor([0.05, 0.02, 0.3, 0.04], dtype=torch.float64)
+    solved = torch.tensor([True, True, False, True])
+    cert = {"certified (IBP)": exact - 0.02, "certified (CROWN)": exact - 0.01}
+    est = {"AN-PGD, refine=0": exact + 0.003, "AN-PGD, refine=3": exact + 0.001}
+    fig = interactive.margin_sandwich_figure(cert, exact, est, solved=solved, max_eps=0.1)
+    assert [t.name for t in fig.data] == [*cert, "exact (MILP)", *est]
+    order = [1, 3, 0, 2]  # sorted by exact margin, the unsolved example last
+    ax = plots.plot_margin_sandwich(cert, exact, est, solved=solved, max_eps=0.1)
+    for t, line in zip(fig.data, ax.get_lines()):
+        assert list(line.get_ydata()) == pytest.approx(list(t.y))  # the twin draws the same points
+    for k, (i, c, e, a, below, above) in enumerate(fig.data[0].customdata):
+        assert i == order[k] and c == pytest.approx(float(exact[i]) - 0.01)  # the best (largest) certified bound
+        assert e == pytest.approx(min(float(exact[i]), 0.1)) and a == pytest.approx(float(exact[i]) + 0.001)
+        if solved[i]:
+            assert below == pytest.approx(0.01) and above == pytest.approx(0.001)
+        else:
+            assert below != below and above != above  # NaN: no gap where the exact margin is unknown
+    assert "certified" in fig.data[0].hovertemplate and "gap" in fig.data[0].hovertemplate
+    plt.close("all")
+
+
+def test_plot_run_draws_a_run_folders_history(tmp_path):
+    from mma_edu.train import History
+
+    h = History(epochs=[{"epoch": e, "step": 10 * e, "loss": 1.0 / e, "clean_acc": 0.5 + 0.1 * e,
+                         "margin_median": 0.05 * e} for e in range(1, 4)])
+    h.save_json(tmp_path / "history.json")
+    shown = plots.plot_run(tmp_path)
+    assert [t.name for t in shown.figure.data] == ["loss", "clean_acc", "margin_median"]
+    assert list(shown.figure.data[2].x) == [10, 20, 30]
+    assert list(shown.figure.data[2].y) == pytest.approx([0.05, 0.1, 0.15])
+    assert not plt.get_fignums()  # the static twin went into the PNG and was closed
+    standard = History(epochs=[{"epoch": 1, "step": 5, "loss": 0.3, "clean_acc": 0.9}])  # no margins: no panel
+    assert [t.name for t in interactive.training_curves_figure(standard).data] == ["loss", "clean_acc"]
+    with pytest.raises(FileNotFoundError, match="folder must be a run folder holding history.json"):
+        plots.plot_run(tmp_path / "nowhere")
+
+
+def test_interactive_output_is_plotly_data_plus_a_static_png_and_no_javascript():
+    shown = plots.robust_accuracy(_results())
+    bundle = shown._repr_mimebundle_()
+    assert set(bundle) == {plots.PLOTLY_MIME, "image/png", "text/plain"}
+    fig = bundle[plots.PLOTLY_MIME]
+    assert set(fig) == {"data", "layout", "config"} and fig["config"]["displaylogo"] is False
+    text = json.dumps(fig)
+    assert len(text) < 30_000 and "<script" not in text and "bdata" not in text  # data as plain lists
+    assert fig["data"][1]["y"] == list(shown.figure.data[1].y)
+    png = base64.b64decode(bundle["image/png"])
+    assert png.startswith(b"\x89PNG") and png[25] == 3  # a palette PNG of the matplotlib twin
+    assert not plt.get_fignums()  # shown once: the inline backend finds no open figure to show again
+    with pytest.raises(TypeError, match="static must be a matplotlib Figure"):
+        plots.Interactive(shown.figure, "a picture")
+
+
+def test_digit_views_show_x_delta_and_x_adv_with_square_pixels():
+    x = torch.rand(28, 28)
+    x_adv = (x + 0.1 * torch.randn(28, 28)).clamp(0, 1)
+    fig = interactive.digit_views_figure(x, x_adv, label=3, pred_adv=5, margin=0.1, norm="linf", index=7)
+    assert [t.name for t in fig.data] == ["x", "δ*", "x + δ*"]
+    delta = torch.tensor(fig.data[1].z)
+    assert torch.allclose(delta.double(), (x_adv - x).double(), atol=1e-5)
+    assert fig.data[1].zmin == -fig.data[1].zmax == pytest.approx(-float((x_adv - x).abs().max()), rel=1e-5)
+    assert [fig.layout[f"yaxis{k}"].scaleanchor for k in ("", "2", "3")] == ["x", "x2", "x3"]
+    assert "#7" in fig.layout.annotations[0].text and "→ 5" in fig.layout.annotations[2].text
+
+
+def test_margin_ecdf_leaves_unknown_margins_out_and_keeps_the_rows():
+    m = {"standard (exact)": torch.tensor([0.1, float("nan"), float("inf"), 0.0], dtype=torch.float64)}
+    (c,) = pdata.margin_ecdfs(m, [5, 6, 7, 8], max_eps=0.3)
+    assert c.index == [3, 0, 2] and c.label == [8, 5, 7] and c.margin == [0.0, 0.1, 0.3]
+    assert c.hit == [False, False, True] and c.fraction == pytest.approx([1 / 3, 2 / 3, 1.0])
+    fig = interactive.margin_ecdf_figure(m, [5, 6, 7, 8], max_eps=0.3)
+    assert np.isfinite(fig.data[0].x).all() and len(fig.data[0].x) == 3  # inf drawn at max_eps, NaN left out
+    assert "bdata" in json.dumps(plots.figure_json(fig)["data"][0]["x"])  # a typed array: one line in a notebook
+
+
+def test_decision_boundary_figure_hovers_points_and_draws_balls_to_scale():
+    model = _toy_model()
+    x = torch.randn(40, 2)
+    y = model(x).argmax(1)
+    margins = torch.rand(40) * 0.3 + 0.01
+    fig = interactive.decision_boundary_figure({"A": (model, margins), "B": (model, None)}, x, y, norm="l2",
+                                               resolution=40)
+    assert len(fig.layout.images) == 2 and fig.layout.images[0].source.startswith("data:image/png;base64,")
+    points = [t for t in fig.data if t.mode == "markers"]
+    assert sorted(t.name for t in points) == sorted(f"{p}: class {k}" for p in "AB" for k in y.unique().tolist())
+    for t in points:
+        k = int(t.name.split("class ")[1])
+        for px, py, (i, m) in zip(t.x, t.y, t.customdata):
+            i = int(i)
+            assert int(y[i]) == k and (px, py) == pytest.approx(tuple(x[i].tolist()), abs=1e-5)
+            assert (m != m) == t.name.startswith("B") and (m != m or m == pytest.approx(float(margins[i]), abs=1e-6))
+    (balls,) = [t for t in fig.data if t.name == "A: margin balls"]
+    centres = x[plots.data.marked_mask(x)]
+    radii = margins[plots.data.marked_mask(x)]
+    xs, ys = [float(v) for v in balls.x if v == v], [float(v) for v in balls.y if v == v]  # NaN separates balls
+    per = len(xs) // len(centres)
+    for j, (c, r) in enumerate(zip(centres, radii)):  # every outline point lies at its margin from its point
+        d = torch.tensor([xs[j * per : (j + 1) * per], ys[j * per : (j + 1) * per]]).T - c
+        assert d.norm(dim=1).double().numpy() == pytest.approx(float(r), rel=1e-3)
+    assert fig.layout.yaxis.scaleanchor == "x" and fig.layout.yaxis2.scaleanchor == "x2"  # equal axes: to scale
+    # The picture under the points is the same grid of predictions the matplotlib twin contours.
+    _, _, probs = plots.boundary_grid(model, x, resolution=40)
+    from PIL import Image
+    import io
+    img = np.asarray(Image.open(io.BytesIO(base64.b64decode(fig.layout.images[0].source.split(",")[1]))).convert("RGB"))
+    assert (img == plots.data.region_image(probs.argmax(-1))).all()
+    plots.plot_decision_boundaries({"A": (model, margins), "B": (model, None)}, x, y, norm="l2", resolution=40)
+    plt.close("all")

@@ -6,6 +6,7 @@ The browser half (render, interact, refresh, reopen) is tests/browser/.
 import base64
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -157,18 +158,32 @@ def test_anpgd_window_is_sized_to_the_run_and_holds_ball_path_and_bracket(moons_
     assert anpgd_view_halfwidth(s.trace, 10.0, s.result.direction[0], 0.0, norm) == pytest.approx(12.5)
 
 
-def test_mnist_explorer_selects_digits_moves_its_slider_and_caches():
-    test = mnist_offline().test.subset(5)
+def test_mnist_explorer_orders_digits_by_margin_and_shows_plotly_in_an_output():
+    from mma_edu.plots import PLOTLY_MIME
+
+    test = mnist_offline().test.subset(6)
     model = build_model("small_cnn")
     m = MNISTMarginExplorer(model, test, norm="linf", max_eps=0.5, steps=3, refine=0)
-    first = pic(m)
-    c = m.select(2)
-    assert m.index.value == 2 and pic(m) != first
-    assert c["y"] == int(test.y[2]) and (c["x_adv"] - c["x"]).abs().max() <= c["margin"] + 1e-6
-    assert m.compute(2) is c  # cached
-    assert "margin" in m.label.value
-    with pytest.raises(ValueError, match=r"i must be in \[0, 4\]"):
-        m.select(5)
+    margins = [m.margin[v].item() for _, v in m.index.options]
+    assert margins == sorted(margins) and sorted(v for _, v in m.index.options) == list(range(6))
+    assert m.index.value == m.order[0]  # starts at the smallest margin
+    (out,) = m.output.outputs
+    fig = out["data"][PLOTLY_MIME]
+    assert [t["name"] for t in fig["data"]] == ["x", "δ*", "x + δ*"]  # a plain figure's data, not a FigureWidget
+    i = m.order[-1]
+    c = m.select(i)
+    assert m.index.value == i and c["y"] == int(test.y[i])
+    (out,) = m.output.outputs
+    z = out["data"][PLOTLY_MIME]["data"][1]["z"]  # a typed array: base64 of float32, with its shape
+    assert z["dtype"] == "f4"
+    z = torch.from_numpy(np.frombuffer(base64.b64decode(z["bdata"]), dtype=np.float32).reshape(28, 28).copy()).double()
+    assert torch.allclose(z, (c["x_adv"] - c["x"]).double(), atol=1e-5)  # the δ* shown is this digit's
+    assert z.abs().max() <= c["margin"] + 1e-5 and f"#{i}" in out["data"]["text/plain"]
+    assert "margin" in m.label.value and f"{c['margin']:.4f}" in m.label.value
+    bundle = m._repr_mimebundle_()
+    assert WIDGET_MIME in bundle and base64.b64decode(bundle["image/png"]).startswith(PNG)
+    with pytest.raises(ValueError, match=r"i must be in \[0, 5\]"):
+        m.select(6)
 
 
 def test_digit_figure_has_square_pixels_and_labels_every_class():
@@ -252,4 +267,35 @@ def test_the_app_notebook_runs_headless(tmp_path, monkeypatch):
                         kernel_name="mma-edu", cwd=str(root / "app"), progress_bar=False, execution_timeout=300)
     outputs = [o for c in json.loads(out.read_text())["cells"] for o in c.get("outputs", [])]
     views = [o["data"] for o in outputs if WIDGET_MIME in o.get("data", {})]
-    assert len(views) == 4 and all(base64.b64decode(v["image/png"]).startswith(PNG) for v in views)
+    assert len(views) == 5 and all(base64.b64decode(v["image/png"]).startswith(PNG) for v in views)
+
+
+def test_a_view_moved_from_code_renews_its_static_copy(moons_net):
+    """AN-PGD's static copies used to stay at "step 1" although the notebook walked to the last step."""
+    model, data = moons_net
+
+    class Handle:
+        bundles = []
+
+        def update(self, bundle, raw=False):
+            self.bundles.append(bundle)
+
+    s = ANPGDStepThrough(model, data.x[:1], data.y[:1], eps_init=0.2, norm="l2", max_eps=1.5, steps=5,
+                         search_steps=4)
+    s._handle = Handle()
+    s.show_step(s.total)
+    (bundle,) = Handle.bundles
+    assert base64.b64decode(bundle["image/png"]) == pic(s) and WIDGET_MIME in bundle
+
+
+def test_explorers_say_how_to_make_them_live_and_the_trainer_asks_for_train():
+    from mma_edu.widgets.base import LIVE_HINT
+
+    m = MarginExplorer2D(n=30, epochs=3)
+    texts = [c.value for c in m.widget.children[1].children if hasattr(c, "value") and isinstance(c.value, str)]
+    assert LIVE_HINT in texts and "run this cell to make this live" in LIVE_HINT.lower()
+    shown = pic(m)
+    m.method.value = "standard"  # a control changed: the old picture stays, and the status says so
+    assert "press Train" in m.status.value and pic(m) == shown
+    m.update()
+    assert "press Train" not in m.status.value and pic(m) != shown

@@ -8,7 +8,8 @@
   the decision boundary (margin < ε, over-perturbed).
 - :class:`ANPGDStepThrough` — a slider over the PGD and bisection steps of AN-PGD.
 - :class:`MarginMemory` — MMA's margin memory during training: each example's ε̂ over epochs.
-- :class:`MNISTMarginExplorer` — pick a test digit: x, δ*, x + δ*, logits, margin.
+- :class:`MNISTMarginExplorer` — pick a test digit by a control ordered by margin: x, δ*, x + δ* side by side
+  (plotly, hover), margin and predictions.
 - :class:`TrainingDashboard` — loss, accuracy and margin histogram updating during ``fit``.
 
 **Design.** Every view is a *pure figure function* (module level, matplotlib, no widgets: the tests
@@ -18,7 +19,10 @@ FigureWidgets these replaced: a browser-tab refresh (the frontend asks the kerne
 model's state, picture included), a saved notebook reopened on a fresh kernel (the saved widget
 state holds the picture; ``make lab`` turns on JupyterLab's saving of widget state), Voilà, and
 headless runs (the output also carries the same PNG as ``image/png``; no JavaScript bundle, so an
-executed notebook stays small). Controls are the single source of truth: setting a view from code
+executed notebook stays small). The MNIST explorer differs: its picture is a
+plain plotly figure (:mod:`mma_edu.plots.interactive`) re-rendered into an ``ipywidgets.Output`` — output data
+too, so it survives the same events, and hover over pixels teaches there — never a ``go.FigureWidget`` (5 MB
+per widget in a saved notebook, dead after a reopen). Controls are the single source of truth: setting a view from code
 (``show_step``, ``select``, ``set``) moves its control, which redraws.
 """
 

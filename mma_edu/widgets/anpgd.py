@@ -80,6 +80,7 @@ class ANPGDStepThrough(_Explorer):
         k = max(1, min(int(k), self.total))
         if self.slider.value != k:
             self.slider.value = k  # the observer draws
+            self.refresh()  # the output's static copy follows
         return self.view(k)
 
     def _draw_step(self, k: int) -> None:

@@ -53,7 +53,7 @@ class TrainingDashboard(_Explorer):
         self.losses: list[float] = []
         self.epochs: list[dict] = []
         self._last = 0.0
-        self.widget = self._make_image()
+        self.widget = self._make_image(hint=False)  # no controls: nothing to make live
         self.redraw()
 
     def callback(self, event) -> None:

@@ -120,6 +120,7 @@ class LinearMarginPlayground(_Explorer):
         finally:
             self._hold = False
         self._changed()
+        self.refresh()  # the output's static copy follows
 
     def summary(self) -> dict:
         return linear_margin_summary(self.w, self.b.value, self.x, self.y, self.point.value)

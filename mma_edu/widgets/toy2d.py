@@ -74,9 +74,16 @@ class MarginExplorer2D(_Explorer):
         self.status = W.HTML()
         self.n, self.noise, self.epochs, self.seed = n, noise, epochs, seed
         self.button.on_click(lambda _: self.update())
+        for c in (self.dataset, self.norm, self.method, self.size):  # the picture is of the last training
+            c.observe(lambda _: self._stale(), names="value")
         controls = W.VBox([self.dataset, self.norm, self.method, W.HBox([self.size, self.button]), self.status])
         self.widget = W.VBox([controls, self._make_image()])
         self.update()
+
+    def _stale(self) -> None:
+        if not self.button.disabled:
+            self.status.value = ("<b>settings changed: press Train</b> (the picture shows the last training: "
+                                 + getattr(self, "title", "none yet") + ")")
 
     def update(self) -> None:
         """Retrain with the current controls, re-estimate the margins, redraw."""
@@ -155,6 +162,7 @@ class OverPerturbationView(_Explorer):
             self.model.value = model
         if eps is not None:
             self.eps.value = float(eps)
+        self.refresh()  # the output's static copy follows
 
     def fraction(self) -> float:
         return float(over_perturbed(self.models[self.model.value][1], self.eps.value).float().mean())

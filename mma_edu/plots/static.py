@@ -14,26 +14,12 @@ import torch
 from matplotlib.collections import LineCollection
 from torch import Tensor, nn
 
-from . import norms
-from .presets import eps_label
+from .. import norms
+from ..presets import eps_label
+from .data import CLASS_COLORS, MARKED, ball_outlines, boundary_grid, marked_mask, spread_subset  # noqa: F401 (re-exported)
+from .data import (HISTORY_KEYS, HISTORY_LABELS, accuracy_curves, history_series, margin_ecdfs, margin_sandwich,
+                   method_color)
 
-CLASS_COLORS = ["#3b6fb6", "#d1495b", "#2a9d5c", "#e9a03b", "#7b4fa0", "#8c564b", "#e377c2", "#7f7f7f",
-                "#bcbd22", "#17becf"]
-
-
-# One colour per training method in every notebook (names are matched by their start, case-insensitive:
-# "MMA d_max=0.3", "mma-0.45" and "MMA" are all MMA green).
-METHOD_COLORS = {"standard": "#3b6fb6", "pgdls": "#b5651d", "pgd": "#e9a03b", "omma": "#7fb800", "mma": "#2a9d5c",
-                 "released": "#7b4fa0", "paper": "#7f7f7f"}
-
-
-def method_color(name: str, fallback: int = 0) -> str:
-    """The course's colour for a method named ``name`` ("MMA-0.45", "PGD-AT 0.3", "standard", ...)."""
-    key = name.lower().replace("pgd-at", "pgd")
-    for method, colour in METHOD_COLORS.items():
-        if key.startswith(method):
-            return colour
-    return CLASS_COLORS[(fallback + 4) % 10]
 
 
 def _ax(ax):
@@ -42,58 +28,8 @@ def _ax(ax):
     return ax
 
 
-@torch.no_grad()
-def boundary_grid(model: nn.Module, x: Tensor, *, pad: float = 0.5, resolution: int = 200):
-    """Class probabilities of a 2-D model on a square grid around the points x (N, 2).
-
-    Returns (gx (R,), gy (R,), probs (R, R, C)) as numpy arrays, probs[i, j] at (gx[j], gy[i]).
-    """
-    lo = (x.min(0).values - pad).tolist()
-    hi = (x.max(0).values + pad).tolist()
-    gx = torch.linspace(lo[0], hi[0], resolution, dtype=x.dtype)
-    gy = torch.linspace(lo[1], hi[1], resolution, dtype=x.dtype)
-    pts = torch.stack(torch.meshgrid(gx, gy, indexing="xy"), -1).reshape(-1, 2)
-    was = model.training
-    model.eval()
-    dev = next(model.parameters()).device
-    probs = model(pts.to(dev)).softmax(1).cpu()
-    model.train(was)
-    return gx.numpy(), gy.numpy(), probs.reshape(resolution, resolution, -1).numpy()
-
-
-def ball_outlines(x: Tensor, radii: Tensor, norm: str, n: int = 64) -> np.ndarray:
-    """Outlines (N, n, 2) of each point's ball of its radius: circles (ℓ2) or squares (ℓ∞)."""
-    unit = norms.unit_ball_outline(norm, n).to(x.dtype)
-    return (x[:, None, :] + radii[:, None, None].to(x.dtype) * unit[None]).cpu().numpy()
-
-
-# How many points of a 2-D figure get a ball and a δ* arrow: more than a dozen overlap and hide the boundary.
-MARKED = 12
-
 # The one colour map for perturbations δ* (red: brighter, blue: darker), always drawn with a colour bar.
 DELTA_CMAP = "RdBu_r"
-
-
-def spread_subset(x: Tensor, k: int) -> Tensor:
-    """Indices (≤ k,) of points of x (N, D) spread evenly over the data: greedy farthest-point sampling.
-
-    Deterministic: starts at the point closest to the mean, then repeatedly adds the point farthest from
-    those chosen. Returns all indices (in order) when N ≤ k.
-    """
-    n = x.shape[0]
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k!r}")
-    if n <= k:
-        return torch.arange(n)
-    flat = x.reshape(n, -1).double()
-    first = int((flat - flat.mean(0)).norm(dim=1).argmin())
-    chosen = [first]
-    dist = (flat - flat[first]).norm(dim=1)
-    for _ in range(k - 1):
-        nxt = int(dist.argmax())
-        chosen.append(nxt)
-        dist = torch.minimum(dist, (flat - flat[nxt]).norm(dim=1))
-    return torch.tensor(sorted(chosen))
 
 
 def plot_decision_boundary(
@@ -129,8 +65,7 @@ def plot_decision_boundary(
         m = y == k
         ax.scatter(x[m, 0], x[m, 1], s=14, color=CLASS_COLORS[k], edgecolor="white", linewidth=0.4, zorder=3)
     if margins is not None or x_adv is not None:
-        shown = torch.zeros(len(x), dtype=torch.bool)
-        shown[spread_subset(x, marked) if marked is not None else torch.arange(len(x))] = True
+        shown = marked_mask(x, marked)
         if shown.sum() < len(x):
             ax.scatter(x[shown, 0], x[shown, 1], s=30, facecolor="none", edgecolor="k", linewidth=0.9, zorder=4)
             what = " and ".join(w for w, v in (("balls", margins), ("δ*", x_adv)) if v is not None)
@@ -156,6 +91,22 @@ def plot_decision_boundary(
     return ax
 
 
+def plot_decision_boundaries(panels: Mapping[str, tuple], x: Tensor, y: Tensor, *, norm: str = "l2",
+                             cols: int = 2, resolution: int = 200, marked: int | None = MARKED):
+    """Several 2-D classifiers side by side: ``panels`` maps a panel's title to (model, margins (N,) or None);
+    one :func:`plot_decision_boundary` each. The interactive twin is
+    :func:`mma_edu.plots.interactive.decision_boundary_figure`."""
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.5 * cols, 4.75 * rows), squeeze=False)
+    for ax, (title, (model, margins)) in zip(axes.ravel(), panels.items()):
+        plot_decision_boundary(model, x, y, ax=ax, margins=margins, norm=norm, title=title, resolution=resolution,
+                               marked=marked)
+    for ax in axes.ravel()[len(panels):]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    return fig
+
+
 def plot_norm_balls(ax=None, radius: float = 1.0):
     """The unit ℓ∞ ball (a square) contains the unit ℓ2 ball (a circle): ‖δ‖∞ ≤ ‖δ‖₂."""
     ax = _ax(ax)
@@ -171,20 +122,22 @@ def plot_norm_balls(ax=None, radius: float = 1.0):
     return ax
 
 
-def plot_robust_accuracy(results: Mapping[str, "object"], ax=None, percent: bool = True, per255: bool = False):
+def plot_robust_accuracy(results: Mapping[str, "object"], ax=None, percent: bool = True, per255: bool = False,
+                         level: float | None = 0.95, title: str | None = None):
     """Robust accuracy vs ε for several :class:`~mma_edu.evaluate.RobustAccuracy` results (ε = 0 is clean).
 
-    ``per255``: label ε in units of 1/255 (CIFAR10 ℓ∞), as the paper does.
+    One line per model in its method's hue (:func:`~mma_edu.plots.data.model_colors`), with its ``level``
+    Clopper–Pearson band (None: no band). ``per255``: label ε in units of 1/255 (CIFAR10 ℓ∞), as the paper does.
+    The interactive twin is :func:`mma_edu.plots.interactive.robust_accuracy_figure` (same curves).
     """
     ax = _ax(ax)
     scale = 100 if percent else 1
-    eps_axis: list[float] = []
-    for i, (name, r) in enumerate(results.items()):
-        eps = [0.0] + list(r.eps)
-        eps_axis = sorted(set(eps_axis) | set(eps))
-        acc = [scale * r.clean] + [scale * a for a in r.accuracy]
-        ax.plot(eps, acc, marker="o", ms=3, color=method_color(name, i),
-                label=f"{name} (AvgAcc {scale * r.avg_acc:.1f})")
+    curves = accuracy_curves(results, percent=percent, level=level or 0.95)
+    eps_axis = sorted({e for c in curves for e in c.eps})
+    for c in curves:
+        ax.plot(c.eps, c.accuracy, marker="o", ms=3, color=c.color, label=f"{c.name} (AvgAcc {c.avg_acc:.1f})")
+        if level is not None:
+            ax.fill_between(c.eps, c.low, c.high, color=c.color, alpha=0.15, lw=0)
     norm = next(iter(results.values())).norm
     if per255:
         ax.set_xticks(eps_axis, [eps_label(e, True) if e else "0" for e in eps_axis], rotation=45, fontsize=8)
@@ -195,6 +148,8 @@ def plot_robust_accuracy(results: Mapping[str, "object"], ax=None, percent: bool
     ax.set_ylim(0, scale * 1.02)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=9)
     return ax
 
 
@@ -215,10 +170,6 @@ def plot_margin_histograms(margins: Mapping[str, Tensor], ax=None, bins: int = 3
     return ax
 
 
-HISTORY_LABELS = {"loss": "training loss (mean per batch)", "clean_acc": "clean accuracy (training batches)",
-                  "margin": "mean ε̂ found in training", "margin_median": "median ε̂ found in training"}
-
-
 def plot_history(history, keys: Sequence[str] = ("loss", "clean_acc", "margin"), axes=None):
     """Per-epoch curves of a :class:`~mma_edu.train.History` (one panel per key present)."""
     keys = [k for k in keys if any(e.get(k) is not None for e in history.epochs)]
@@ -231,6 +182,90 @@ def plot_history(history, keys: Sequence[str] = ("loss", "clean_acc", "margin"),
         ax.set_xlabel("epoch")
         ax.set_ylabel(HISTORY_LABELS.get(key, key))
         ax.grid(alpha=0.3)
+    return axes
+
+
+def plot_margin_ecdf(margins: Mapping[str, Tensor], labels=None, *, max_eps: float | None = None,
+                     norm: str | None = None, found: Mapping[str, Tensor] | None = None,
+                     d_max: Mapping[str, float] | None = None, ax=None, title: str | None = None):
+    """Per-example margins of several models as empirical distribution functions (one step curve each).
+
+    A curve at margin r reads "this fraction of examples has a margin ≤ r". Examples that hit ``max_eps``
+    unbroken are ringed; ``d_max`` (model name → its MMA d_max) draws a dotted line in the model's colour.
+    The interactive twin is :func:`mma_edu.plots.interactive.margin_ecdf_figure` (same points, with hover).
+    """
+    ax = _ax(ax)
+    for c in margin_ecdfs(margins, labels, max_eps=max_eps, found=found):
+        ax.step(c.margin, c.fraction, where="post", color=c.color, label=f"{c.name} (median {c.median:.3f})")
+        hit = [k for k, h in enumerate(c.hit) if h]
+        if hit:
+            ax.scatter([c.margin[k] for k in hit], [c.fraction[k] for k in hit], s=14, facecolor="none",
+                       edgecolor=c.color, lw=0.8, zorder=3)
+        if d_max and c.name in d_max:
+            ax.axvline(d_max[c.name], color=c.color, ls=":", lw=1)
+    if max_eps is not None:
+        ax.axvline(max_eps, color="k", ls=":", lw=0.8)
+    unit = f"{norm} " if norm else ""
+    ax.set_xlabel(f"{unit}margin (length of the shortest successful perturbation found)")
+    ax.set_ylabel("fraction of examples with margin ≤")
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=9)
+    return ax
+
+
+SANDWICH_STYLE = {"certified": dict(marker="v", color="#3f83c4"), "exact": dict(marker="o", color="k"),
+                  "estimate": dict(marker="^", color="#f08c1e")}
+
+
+def plot_margin_sandwich(certified: Mapping[str, Tensor], exact: Tensor, estimates: Mapping[str, Tensor], *,
+                         solved: Tensor, max_eps: float, norm: str = "ℓ∞", ax=None):
+    """Certified ≤ exact ≤ estimate per example, sorted by exact margin (see
+    :func:`~mma_edu.plots.data.margin_sandwich`); the interactive twin is
+    :func:`mma_edu.plots.interactive.margin_sandwich_figure`."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 4))
+    s = margin_sandwich(certified, exact, estimates, solved=solved, max_eps=max_eps)
+    idx = list(range(len(s.order)))
+    shade = {"certified": 0, "estimate": 0}
+    for name, values in s.series.items():
+        kind = s.kind[name]
+        style = dict(SANDWICH_STYLE[kind])
+        if kind == "exact":
+            ax.plot(idx, values, ls="none", marker="o", mfc="none", ms=7, color="k", label=name)
+            continue
+        alpha = 1.0 - 0.45 * shade[kind] / max(1, sum(k == kind for k in s.kind.values()) - 1)
+        shade[kind] += 1
+        ax.plot(idx, values, ls="none", ms=5, alpha=alpha, label=name, **style)
+    ax.axhline(max_eps, ls=":", color="k", lw=0.8)
+    ax.set_xlabel("example (sorted by exact margin)")
+    ax.set_ylabel(f"{norm} margin")
+    ax.legend(fontsize=8)
+    ax.set_title("the margin sandwich: certified ≤ exact ≤ AN-PGD")
+    return ax
+
+
+def plot_training_curves(history, keys: Sequence[str] = HISTORY_KEYS, *, title: str | None = None, axes=None):
+    """Loss, clean accuracy and the median of MMA's margin memory against the training step, one panel each
+    (:func:`~mma_edu.plots.data.history_series`; keys the run lacks are left out). ``history``: a History, its
+    dict or a run's history.json; the interactive twin is :func:`mma_edu.plots.interactive.training_curves_figure`.
+    """
+    series = history_series(history, keys)
+    if not series:
+        raise ValueError(f"history has none of the keys {list(keys)} in its epochs")
+    if axes is None:
+        _, axes = plt.subplots(1, len(series), figsize=(3.6 * len(series), 3), squeeze=False)
+    axes = np.atleast_1d(axes).ravel()
+    for ax, (key, (steps, values)) in zip(axes, series.items()):
+        ax.plot(steps, values, marker="o", ms=3, color=method_color("MMA") if key.startswith("margin") else "0.3")
+        ax.set_title(HISTORY_LABELS.get(key, key), fontsize=9)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    if title:
+        axes[0].figure.suptitle(title, fontsize=10)
+    axes[0].figure.tight_layout()
     return axes
 
 

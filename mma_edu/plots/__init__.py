@@ -1,0 +1,81 @@
+"""The course's figures, in one place: each figure's data (:mod:`.data`), its matplotlib picture
+(:mod:`.static`) and, where interaction teaches, its plotly twin (:mod:`.interactive`).
+
+``from mma_edu import plots`` gives the matplotlib functions as before (``plots.plot_decision_boundary``, ...)
+and the notebooks' interactive figures, each an :class:`Interactive` that JupyterLab shows with plotly (hover,
+zoom, legend clicks) and every other viewer as the matplotlib twin's PNG:
+
+- :func:`robust_accuracy` — robust accuracy against ε with confidence bands (notebooks 05, 07);
+- :func:`margin_ecdf` — per-example margin distributions with hover (05, 08);
+- :func:`margin_sandwich` — certified ≤ exact ≤ AN-PGD per digit (08);
+- :func:`decision_boundaries` — 2-D toy boundaries with margin balls, zoomable (03);
+- :func:`plot_run` / :func:`training_curves` — loss, clean accuracy, median margin memory of a run (05, CLI).
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+from . import data, interactive, static
+from .data import HISTORY_KEYS, HISTORY_LABELS, METHOD_SHADES, method_color, model_colors, read_history
+from .show import PLOTLY_MIME, Interactive, figure_json
+from .static import (CLASS_COLORS, DELTA_CMAP, MARKED, ball_outlines, boundary_grid, compact_inline, delta_image,
+                     digit_gallery, palette_png, plot_anpgd_trace, plot_decision_boundary, plot_history,
+                     plot_decision_boundaries, plot_margin_ecdf, plot_margin_histograms, plot_margin_sandwich, plot_norm_balls,
+                     plot_robust_accuracy, plot_training_curves, spread_subset)
+
+
+def robust_accuracy(results: Mapping[str, "object"], *, percent: bool = True, per255: bool = False,
+                    level: float = 0.95, title: str | None = None) -> Interactive:
+    """Robust-accuracy curves with confidence bands, interactive (:func:`.interactive.robust_accuracy_figure`)
+    with the picture of :func:`.static.plot_robust_accuracy` as fallback."""
+    return Interactive(interactive.robust_accuracy_figure(results, percent=percent, per255=per255, level=level,
+                                                          title=title),
+                       plot_robust_accuracy(results, percent=percent, per255=per255, level=level, title=title))
+
+
+def margin_ecdf(margins: Mapping[str, "object"], labels=None, *, max_eps: float | None = None,
+                norm: str | None = None, found=None, d_max: Mapping[str, float] | None = None,
+                title: str | None = None) -> Interactive:
+    """Margin distributions (one point per example, hover: index, label, margin, hit max_eps), interactive
+    (:func:`.interactive.margin_ecdf_figure`) with :func:`.static.plot_margin_ecdf` as fallback."""
+    kw = dict(max_eps=max_eps, norm=norm, found=found, d_max=d_max, title=title)
+    return Interactive(interactive.margin_ecdf_figure(margins, labels, **kw), plot_margin_ecdf(margins, labels, **kw))
+
+
+def margin_sandwich(certified, exact, estimates, *, solved, max_eps: float, norm: str = "ℓ∞") -> Interactive:
+    """Certified ≤ exact ≤ AN-PGD per example, interactive (:func:`.interactive.margin_sandwich_figure`) with
+    :func:`.static.plot_margin_sandwich` as fallback."""
+    kw = dict(solved=solved, max_eps=max_eps, norm=norm)
+    return Interactive(interactive.margin_sandwich_figure(certified, exact, estimates, **kw),
+                       plot_margin_sandwich(certified, exact, estimates, **kw))
+
+
+def decision_boundaries(panels, x, y, *, norm: str = "l2", cols: int = 2, marked: int | None = MARKED) -> Interactive:
+    """2-D decision boundaries with margin balls, zoomable (:func:`.interactive.decision_boundary_figure`), with
+    :func:`.static.plot_decision_boundaries` as fallback; ``panels`` maps a title to (model, margins or None)."""
+    return Interactive(interactive.decision_boundary_figure(panels, x, y, norm=norm, cols=cols, marked=marked),
+                       plot_decision_boundaries(panels, x, y, norm=norm, cols=cols, marked=marked))
+
+
+def training_curves(history, keys: Sequence[str] = HISTORY_KEYS, *, title: str | None = None) -> Interactive:
+    """A run's loss, clean accuracy and median margin memory against the step (a History or its dict)."""
+    return Interactive(interactive.training_curves_figure(history, keys, title=title),
+                       plot_training_curves(history, keys, title=title))
+
+
+def plot_run(folder, keys: Sequence[str] = HISTORY_KEYS) -> Interactive:
+    """The training curves of a run folder (its history.json, as ``mma-edu train --out FOLDER`` writes it)."""
+    from pathlib import Path
+
+    return training_curves(read_history(folder), keys, title=f"run {Path(folder).name}")
+
+
+__all__ = [
+    "CLASS_COLORS", "DELTA_CMAP", "HISTORY_KEYS", "HISTORY_LABELS", "Interactive", "MARKED", "METHOD_SHADES",
+    "PLOTLY_MIME", "ball_outlines", "boundary_grid", "decision_boundaries", "compact_inline", "data", "delta_image", "digit_gallery",
+    "figure_json", "interactive", "margin_ecdf", "margin_sandwich", "method_color", "model_colors", "palette_png",
+    "plot_anpgd_trace", "plot_decision_boundaries", "plot_decision_boundary", "plot_history", "plot_margin_ecdf", "plot_margin_histograms",
+    "plot_margin_sandwich", "plot_norm_balls", "plot_robust_accuracy", "plot_run", "plot_training_curves",
+    "read_history", "robust_accuracy", "spread_subset", "static", "training_curves",
+]

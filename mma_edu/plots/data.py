@@ -1,0 +1,359 @@
+"""What every figure shows, computed once: the matplotlib figures (:mod:`.static`) and the plotly ones
+(:mod:`.interactive`) both draw from these helpers, so a picture and its interactive twin cannot disagree.
+
+Nothing here draws. Every helper returns plain Python numbers (lists, floats, ints, strings), which is also
+what the plotly figures carry, so a test or a browser can compare them with a notebook's records.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from .. import norms
+
+# The method of a model is read from the start of its name, case-insensitive ("MMA d_max=0.3", "mma-0.45",
+# "PGD-AT 0.3", "pgd-0.1", "standard"). Order matters: "pgdls" before "pgd", "omma" before "mma".
+METHODS = ("standard", "pgdls", "pgd", "omma", "mma", "released", "paper")
+
+# One hue per method, one shade per model within it (light to dark as its ε or d_max grows): standard grey,
+# PGD-AT oranges, MMA greens, OMMA blues. The middle shade is the method's colour (:func:`method_color`).
+METHOD_SHADES = {
+    "standard": ("#8c8c8c", "#5f5f5f", "#3a3a3a"),
+    "pgdls": ("#d9a066", "#b5651d", "#7a3f0c"),
+    "pgd": ("#fdb863", "#f08c1e", "#c45a00", "#8a3b00"),
+    "omma": ("#89bde0", "#3f83c4", "#1b4f8a"),
+    "mma": ("#7fcf8f", "#2a9d5c", "#12633a"),
+    "released": ("#b39ddb", "#7b4fa0", "#4a2570"),
+    "paper": ("#bdbdbd", "#7f7f7f", "#4d4d4d"),
+}
+OTHER_COLORS = ["#7b4fa0", "#8c564b", "#e377c2", "#bcbd22", "#17becf", "#d1495b"]
+
+
+def method_of(name: str) -> str | None:
+    """The training method a model's name starts with ("pgd" for "PGD-AT 0.3"), or None."""
+    key = name.lower().replace("pgd-at", "pgd")
+    return next((m for m in METHODS if key.startswith(m)), None)
+
+
+def method_color(name: str, fallback: int = 0) -> str:
+    """The course's colour for a method named ``name`` ("MMA-0.45", "PGD-AT 0.3", "standard", ...)."""
+    method = method_of(name)
+    if method is None:
+        return OTHER_COLORS[fallback % len(OTHER_COLORS)]
+    shades = METHOD_SHADES[method]
+    return shades[(len(shades) - 1) // 2]
+
+
+def _size(name: str) -> float:
+    """The ε or d_max a model's name carries ("pgd-0.3" -> 0.3, "MMA d_max=0.45" -> 0.45); 0 when none."""
+    found = re.findall(r"\d+(?:\.\d+)?(?:/\d+)?", name)
+    if not found:
+        return 0.0
+    num, _, den = found[-1].partition("/")
+    return float(num) / float(den) if den else float(num)
+
+
+def model_colors(names: Sequence[str]) -> dict[str, str]:
+    """One colour per model: its method's hue, a darker shade for a larger ε/d_max among the models of that method
+    named here (a method with a single model gets its :func:`method_color`)."""
+    colors: dict[str, str] = {}
+    by_method: dict[str | None, list[str]] = {}
+    for name in names:
+        by_method.setdefault(method_of(name), []).append(name)
+    other = 0
+    for method, group in by_method.items():
+        if method is None:
+            for name in group:
+                colors[name] = OTHER_COLORS[other % len(OTHER_COLORS)]
+                other += 1
+            continue
+        shades = METHOD_SHADES[method]
+        if len(group) == 1:
+            colors[group[0]] = method_color(group[0])
+            continue
+        ranked = sorted(group, key=_size)
+        for r, name in enumerate(ranked):  # spread the group over the shades, lightest first
+            colors[name] = shades[round(r * (len(shades) - 1) / (len(ranked) - 1))] if len(ranked) <= len(shades) \
+                else _mix(shades[0], shades[-1], r / (len(ranked) - 1))
+    return colors
+
+
+def _mix(a: str, b: str, t: float) -> str:
+    ca, cb = (tuple(int(c[i : i + 2], 16) for i in (1, 3, 5)) for c in (a, b))
+    return "#" + "".join(f"{round(x + t * (y - x)):02x}" for x, y in zip(ca, cb))
+
+
+def method_label(method: str | None) -> str:
+    """How a legend names a method's group."""
+    return {"standard": "standard", "pgdls": "PGDLS", "pgd": "PGD-AT", "omma": "OMMA", "mma": "MMA",
+            "released": "released", "paper": "paper", None: "other"}[method]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 2-D decision boundaries
+# ---------------------------------------------------------------------------------------------------------------
+
+@torch.no_grad()
+def boundary_grid(model: nn.Module, x: Tensor, *, pad: float = 0.5, resolution: int = 200):
+    """Class probabilities of a 2-D model on a square grid around the points x (N, 2).
+
+    Returns (gx (R,), gy (R,), probs (R, R, C)) as numpy arrays, probs[i, j] at (gx[j], gy[i]).
+    """
+    lo = (x.min(0).values - pad).tolist()
+    hi = (x.max(0).values + pad).tolist()
+    gx = torch.linspace(lo[0], hi[0], resolution, dtype=x.dtype)
+    gy = torch.linspace(lo[1], hi[1], resolution, dtype=x.dtype)
+    pts = torch.stack(torch.meshgrid(gx, gy, indexing="xy"), -1).reshape(-1, 2)
+    was = model.training
+    model.eval()
+    dev = next(model.parameters()).device
+    probs = model(pts.to(dev)).softmax(1).cpu()
+    model.train(was)
+    return gx.numpy(), gy.numpy(), probs.reshape(resolution, resolution, -1).numpy()
+
+
+def ball_outlines(x: Tensor, radii: Tensor, norm: str, n: int = 64) -> np.ndarray:
+    """Outlines (N, n, 2) of each point's ball of its radius: circles (ℓ2) or squares (ℓ∞)."""
+    unit = norms.unit_ball_outline(norm, n).to(x.dtype)
+    return (x[:, None, :] + radii[:, None, None].to(x.dtype) * unit[None]).cpu().numpy()
+
+
+# How many points of a 2-D figure get a ball and a δ* arrow: more than a dozen overlap and hide the boundary.
+MARKED = 12
+
+def spread_subset(x: Tensor, k: int) -> Tensor:
+    """Indices (≤ k,) of points of x (N, D) spread evenly over the data: greedy farthest-point sampling.
+
+    Deterministic: starts at the point closest to the mean, then repeatedly adds the point farthest from
+    those chosen. Returns all indices (in order) when N ≤ k.
+    """
+    n = x.shape[0]
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k!r}")
+    if n <= k:
+        return torch.arange(n)
+    flat = x.reshape(n, -1).double()
+    first = int((flat - flat.mean(0)).norm(dim=1).argmin())
+    chosen = [first]
+    dist = (flat - flat[first]).norm(dim=1)
+    for _ in range(k - 1):
+        nxt = int(dist.argmax())
+        chosen.append(nxt)
+        dist = torch.minimum(dist, (flat - flat[nxt]).norm(dim=1))
+    return torch.tensor(sorted(chosen))
+
+
+def marked_mask(x: Tensor, marked: int | None = MARKED) -> Tensor:
+    """(N,) bool: the points of x (N, 2) that get a ball and a δ* arrow (:func:`spread_subset`; None: all)."""
+    shown = torch.zeros(len(x), dtype=torch.bool)
+    shown[spread_subset(x, marked) if marked is not None else torch.arange(len(x))] = True
+    return shown
+
+
+CLASS_COLORS = ["#3b6fb6", "#d1495b", "#2a9d5c", "#e9a03b", "#7b4fa0", "#8c564b", "#e377c2", "#7f7f7f",
+                "#bcbd22", "#17becf"]
+
+
+def region_image(pred: np.ndarray, *, alpha: float = 0.18) -> np.ndarray:
+    """(R, R, 3) uint8 picture of predicted classes pred (R, R) (row i at y index i): each class's colour at
+    ``alpha`` over white, the boundary (a pixel whose right or upper neighbour differs) in black; rows flipped so
+    that row 0 is the top (largest y), as a picture is drawn."""
+    rgb = np.array([[int(c[i : i + 2], 16) for i in (1, 3, 5)] for c in CLASS_COLORS], dtype=float)
+    img = 255 * (1 - alpha) + alpha * rgb[pred % len(CLASS_COLORS)]
+    edge = np.zeros(pred.shape, dtype=bool)
+    edge[:, :-1] |= pred[:, :-1] != pred[:, 1:]
+    edge[:-1, :] |= pred[:-1, :] != pred[1:, :]
+    img[edge] = 0
+    return img[::-1].round().astype(np.uint8)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Robust accuracy against ε
+# ---------------------------------------------------------------------------------------------------------------
+
+@dataclass
+class AccuracyCurve:
+    """One model's robust-accuracy curve: ε = 0 is the clean accuracy; lists of equal length, in percent or
+    fractions as asked; (low, high) is the Clopper–Pearson interval at ``level`` over ``n`` examples."""
+
+    name: str
+    method: str | None
+    color: str
+    eps: list[float]
+    accuracy: list[float]
+    low: list[float]
+    high: list[float]
+    n: int
+    avg_acc: float
+
+
+def accuracy_curves(results: Mapping[str, "object"], *, percent: bool = True, level: float = 0.95) \
+        -> list[AccuracyCurve]:
+    """The curves of :class:`~mma_edu.evaluate.RobustAccuracy` results, one per model, with their intervals."""
+    if not results:
+        raise ValueError("results must hold at least one RobustAccuracy")
+    scale = 100.0 if percent else 1.0
+    colors = model_colors(list(results))
+    curves = []
+    for name, r in results.items():
+        acc = [r.clean] + list(r.accuracy)
+        ci = [r.interval(a, level) for a in acc]
+        curves.append(AccuracyCurve(name=name, method=method_of(name), color=colors[name],
+                                    eps=[0.0] + [float(e) for e in r.eps], accuracy=[scale * a for a in acc],
+                                    low=[scale * lo for lo, _ in ci], high=[scale * hi for _, hi in ci], n=r.n,
+                                    avg_acc=scale * r.avg_acc))
+    return curves
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Margin distributions
+# ---------------------------------------------------------------------------------------------------------------
+
+@dataclass
+class MarginECDF:
+    """One model's per-example margins in increasing order, as an empirical distribution function.
+
+    ``fraction[k]`` = (k + 1) / n is the fraction of examples with margin ≤ ``margin[k]``; ``index`` is each
+    example's row in the evaluated data, ``label`` its class, ``hit`` whether the search reached ``max_eps``
+    without breaking it (its margin is only known to be ≥ max_eps), ``misclassified`` whether its margin is 0.
+    """
+
+    name: str
+    method: str | None
+    color: str
+    margin: list[float]
+    fraction: list[float]
+    index: list[int]
+    label: list[int]
+    hit: list[bool]
+    median: float
+    max_eps: float | None
+
+
+def margin_ecdfs(margins: Mapping[str, Tensor], labels: Tensor | Sequence[int] | None = None, *,
+                 max_eps: float | None = None, found: Mapping[str, Tensor] | None = None) -> list[MarginECDF]:
+    """The sorted margins (N,) of each model with each example's index, label and whether it hit ``max_eps``.
+
+    ``found`` (per model, (N,) bool, e.g. :attr:`MarginResult.found`) says which margins the search found;
+    without it an example hit max_eps when its margin is ≥ max_eps (what an unbroken example reports; an exact
+    margin above max_eps is inf). NaN margins (unknown) are left out of the curve; ``index`` keeps the rows.
+    Margins are drawn clamped at ``max_eps``.
+    """
+    if not margins:
+        raise ValueError("margins must hold at least one model's margins")
+    colors = model_colors(list(margins))
+    out = []
+    for name, m in margins.items():
+        m = torch.as_tensor(m).detach().cpu().double().reshape(-1)
+        n = m.numel()
+        if labels is not None and len(labels) != n:
+            raise ValueError(f"labels must have one entry per margin ({n} for {name!r}), got {len(labels)}")
+        if found is not None and name in found:
+            hit = ~torch.as_tensor(found[name]).cpu().bool().reshape(-1) & (m > 0)
+        elif max_eps is not None:
+            hit = m >= max_eps - 1e-6  # an unbroken example reports max_eps; an exact margin above it is inf
+        else:
+            hit = torch.zeros(n, dtype=torch.bool)
+        known = ~torch.isnan(m)  # NaN: unknown (e.g. an exact solver's time limit); left out, indices kept
+        order = torch.nonzero(known).squeeze(1)[torch.argsort(m[known], stable=True)]
+        shown = m[order].clamp(max=max_eps) if max_eps is not None else m[order]
+        k = order.numel()
+        lab = torch.as_tensor(labels).cpu().reshape(-1)[order].tolist() if labels is not None else [-1] * k
+        out.append(MarginECDF(name=name, method=method_of(name), color=colors[name], margin=shown.tolist(),
+                              fraction=[(j + 1) / k for j in range(k)], index=order.tolist(),
+                              label=[int(v) for v in lab], hit=hit[order].tolist(),
+                              median=float(m[known].median()) if k else math.nan, max_eps=max_eps))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The margin sandwich (notebook 08): certified ≤ exact ≤ AN-PGD
+# ---------------------------------------------------------------------------------------------------------------
+
+@dataclass
+class Sandwich:
+    """Per example, in the order shown (sorted by exact margin, unsolved last): the bounds and the gaps.
+
+    ``series`` maps each bound's name ("certified (CROWN)", "exact (MILP)", "AN-PGD, refine=3", ...) to its
+    values in that order; ``kind`` of each name is "certified", "exact" or "estimate". ``gap_below`` is exact −
+    the largest certified bound, ``gap_above`` the smallest estimate − exact (NaN where exact is unknown).
+    """
+
+    order: list[int]
+    series: dict[str, list[float]]
+    kind: dict[str, str]
+    exact_name: str
+    gap_below: list[float]
+    gap_above: list[float]
+    max_eps: float
+
+
+def margin_sandwich(certified: Mapping[str, Tensor], exact: Tensor, estimates: Mapping[str, Tensor], *,
+                    solved: Tensor, max_eps: float, exact_name: str = "exact (MILP)") -> Sandwich:
+    """Certified lower bounds, exact margins and estimates (upper bounds) of the same N examples, sorted by
+    exact margin (examples the solver did not solve last); exact margins above max_eps drawn at max_eps."""
+    exact = torch.as_tensor(exact).detach().cpu().double().reshape(-1)
+    solved = torch.as_tensor(solved).cpu().bool().reshape(-1)
+    n = exact.numel()
+    for what, group in (("certified", certified), ("estimates", estimates)):
+        for name, v in group.items():
+            if torch.as_tensor(v).numel() != n:
+                raise ValueError(f"{what}[{name!r}] must have one value per example ({n}), got {torch.as_tensor(v).numel()}")
+    order = torch.argsort(torch.where(solved, exact, torch.full_like(exact, 2 * max_eps)), stable=True)
+    cert = {k: torch.as_tensor(v).detach().cpu().double().reshape(-1)[order] for k, v in certified.items()}
+    est = {k: torch.as_tensor(v).detach().cpu().double().reshape(-1)[order] for k, v in estimates.items()}
+    ex = exact[order].clamp(max=max_eps)
+    ok = solved[order]
+    best_cert = torch.stack(list(cert.values())).max(0).values if cert else torch.full_like(ex, math.nan)
+    best_est = torch.stack(list(est.values())).min(0).values if est else torch.full_like(ex, math.nan)
+    nan = torch.full_like(ex, math.nan)
+    series = {**{k: v.tolist() for k, v in cert.items()}, exact_name: ex.tolist(), **{k: v.tolist() for k, v in est.items()}}
+    kind = {**{k: "certified" for k in cert}, exact_name: "exact", **{k: "estimate" for k in est}}
+    return Sandwich(order=order.tolist(), series=series, kind=kind, exact_name=exact_name,
+                    gap_below=torch.where(ok, ex - best_cert, nan).tolist(),
+                    gap_above=torch.where(ok, best_est - ex, nan).tolist(), max_eps=float(max_eps))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Training curves
+# ---------------------------------------------------------------------------------------------------------------
+
+# What each column of a run's history is, as the axes say it.
+HISTORY_LABELS = {"loss": "training loss (mean per batch)", "clean_acc": "clean accuracy (training batches)",
+                  "margin": "mean ε̂ found in training", "margin_median": "median ε̂ in MMA's margin memory"}
+HISTORY_KEYS = ("loss", "clean_acc", "margin_median")
+
+
+def history_series(history, keys: Sequence[str] = HISTORY_KEYS) -> dict[str, tuple[list[int], list[float]]]:
+    """Per key present in the run's epochs: (steps, values) — the step at the end of each epoch and the value.
+
+    ``history``: a :class:`~mma_edu.train.History`, its ``to_dict()`` or the dict in a run's history.json.
+    Epochs without the key (a standard run has no margins) are left out; a key no epoch has is left out.
+    """
+    epochs = history.epochs if hasattr(history, "epochs") else history.get("epochs", [])
+    out = {}
+    for key in keys:
+        rows = [(int(e.get("step", e.get("epoch", k + 1))), float(e[key])) for k, e in enumerate(epochs)
+                if e.get(key) is not None and not e.get("partial")]
+        if rows:
+            out[key] = ([s for s, _ in rows], [v for _, v in rows])
+    return out
+
+
+def read_history(folder: str | Path) -> dict:
+    """The history.json of a run folder (``mma-edu train --out FOLDER`` or ``fit(..., out=FOLDER)``)."""
+    path = Path(folder)
+    if path.is_dir():
+        path = path / "history.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"folder must be a run folder holding history.json; {path} does not exist")
+    return json.loads(path.read_text())
