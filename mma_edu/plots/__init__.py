@@ -9,7 +9,8 @@ zoom, legend clicks) and every other viewer as the matplotlib twin's PNG:
 - :func:`margin_ecdf` — per-example margin distributions with hover (05, 08);
 - :func:`margin_sandwich` — certified ≤ exact ≤ AN-PGD per digit (08);
 - :func:`decision_boundaries` — 2-D toy boundaries with margin balls, zoomable (03);
-- :func:`plot_run` / :func:`training_curves` — loss, clean accuracy, median margin memory of a run (05, CLI).
+- :func:`plot_run` / :func:`training_curves` — loss, clean accuracy, median margin memory of a run (05, CLI);
+- :func:`budget_study` — AvgAcc against the training budget and the MMA − PGD-AT gap with its trend (05).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Mapping, Sequence
 from . import data, interactive, static
 from .data import HISTORY_KEYS, HISTORY_LABELS, METHOD_SHADES, method_color, model_colors, read_history
 from .show import PLOTLY_MIME, Interactive, figure_json
-from .static import (CLASS_COLORS, DELTA_CMAP, MARKED, ball_outlines, boundary_grid, compact_inline, delta_image,
+from .static import (CLASS_COLORS, plot_budget_study, DELTA_CMAP, MARKED, ball_outlines, boundary_grid, compact_inline, delta_image,
                      digit_gallery, palette_png, plot_anpgd_trace, plot_decision_boundary, plot_history,
                      plot_decision_boundaries, plot_margin_ecdf, plot_margin_histograms, plot_margin_sandwich, plot_norm_balls,
                      plot_robust_accuracy, plot_training_curves, spread_subset)
@@ -64,6 +65,16 @@ def training_curves(history, keys: Sequence[str] = HISTORY_KEYS, *, title: str |
                        plot_training_curves(history, keys, title=title))
 
 
+def budget_study(results: dict | None = None, *, a: str = "mma-0.45", b: str = "pgd-0.4") -> Interactive:
+    """The training-budget study (:mod:`mma_edu.budget_study`; default: its shipped results), interactive
+    (:func:`.interactive.budget_study_figure`) with :func:`.static.plot_budget_study` as fallback."""
+    if results is None:
+        from ..budget_study import load_results
+
+        results = load_results()
+    return Interactive(interactive.budget_study_figure(results, a=a, b=b), plot_budget_study(results, a=a, b=b))
+
+
 def plot_run(folder, keys: Sequence[str] = HISTORY_KEYS) -> Interactive:
     """The training curves of a run folder (its history.json, as ``mma-edu train --out FOLDER`` writes it)."""
     from pathlib import Path
@@ -73,7 +84,7 @@ def plot_run(folder, keys: Sequence[str] = HISTORY_KEYS) -> Interactive:
 
 __all__ = [
     "CLASS_COLORS", "DELTA_CMAP", "HISTORY_KEYS", "HISTORY_LABELS", "Interactive", "MARKED", "METHOD_SHADES",
-    "PLOTLY_MIME", "ball_outlines", "boundary_grid", "decision_boundaries", "compact_inline", "data", "delta_image", "digit_gallery",
+    "PLOTLY_MIME", "ball_outlines", "budget_study", "plot_budget_study", "boundary_grid", "decision_boundaries", "compact_inline", "data", "delta_image", "digit_gallery",
     "figure_json", "interactive", "margin_ecdf", "margin_sandwich", "method_color", "model_colors", "palette_png",
     "plot_anpgd_trace", "plot_decision_boundaries", "plot_decision_boundary", "plot_history", "plot_margin_ecdf", "plot_margin_histograms",
     "plot_margin_sandwich", "plot_norm_balls", "plot_robust_accuracy", "plot_run", "plot_training_curves",

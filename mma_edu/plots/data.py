@@ -357,3 +357,78 @@ def read_history(folder: str | Path) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"folder must be a run folder holding history.json; {path} does not exist")
     return json.loads(path.read_text())
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The training-budget study (mma_edu/budget_study.py)
+# ---------------------------------------------------------------------------------------------------------------
+
+@dataclass
+class BudgetCurve:
+    """One model's AvgAcc against its training budget (seed 0, the study's default settings), in percent, with
+    a 95% interval per budget from its per-digit scores; ``clean`` and ``median_margin`` for the hover."""
+
+    name: str
+    color: str
+    steps: list[int]
+    avg_acc: list[float]
+    low: list[float]
+    high: list[float]
+    clean: list[float]
+    median_margin: list[float]
+
+
+@dataclass
+class BudgetGaps:
+    """The paired AvgAcc gap of ``a`` minus ``b`` per budget (percentage points) with its 95% interval and
+    verdict, and the trend line through them (points per doubling; None below two budgets)."""
+
+    a: str
+    b: str
+    steps: list[int]
+    gap: list[float]
+    low: list[float]
+    high: list[float]
+    verdicts: list[str]
+    per_doubling: float | None
+    per_doubling_se: float | None
+    crossing_steps: float | None
+    line: list[float]  # the trend's gap at each of ``steps`` (empty without a trend)
+
+
+def budget_curves(results: dict, names: Sequence[str] = ("mma-0.45", "pgd-0.4", "omma-0.45", "pgd-0.3")) \
+        -> list[BudgetCurve]:
+    """The curves of the study's results (:func:`mma_edu.budget_study.load_results`) for ``names``."""
+    from ..budget_study import per_digit_score
+    from ..verdicts import paired_mean_difference
+
+    runs = [e for e in results["runs"].values() if not e.get("variant")]
+    colors = model_colors([n for n in names if any(e["model"] == n for e in runs)])
+    curves = []
+    for name in names:
+        mine = sorted((e for e in runs if e["model"] == name), key=lambda e: e["steps"])
+        if not mine:
+            continue
+        cis = [paired_mean_difference(per_digit_score(e), torch.zeros(e["eval"]["n"], dtype=torch.float64))
+               for e in mine]
+        curves.append(BudgetCurve(name=name, color=colors[name], steps=[e["steps"] for e in mine],
+                                  avg_acc=[100 * e["eval"]["avg_acc"] for e in mine],
+                                  low=[100 * max(v.low, 0.0) for v in cis], high=[100 * min(v.high, 1.0) for v in cis],
+                                  clean=[100 * e["eval"]["clean"] for e in mine],
+                                  median_margin=[e["eval"]["median_margin"] for e in mine]))
+    return curves
+
+
+def budget_gaps(results: dict, a: str = "mma-0.45", b: str = "pgd-0.4") -> BudgetGaps:
+    """The gap table and trend of :mod:`mma_edu.budget_study`, in percentage points."""
+    from ..budget_study import gap_table, gap_trend
+
+    rows = gap_table(results, a, b)
+    trend = gap_trend(rows) if len(rows) >= 2 else None
+    steps = [r["steps"] for r in rows]
+    line = [] if trend is None else [100 * (trend["intercept"] + trend["per_doubling"] * math.log2(s)) for s in steps]
+    return BudgetGaps(a=a, b=b, steps=steps, gap=[100 * r["gap"] for r in rows], low=[100 * r["low"] for r in rows],
+                      high=[100 * r["high"] for r in rows], verdicts=[r["verdict"] for r in rows],
+                      per_doubling=None if trend is None else 100 * trend["per_doubling"],
+                      per_doubling_se=None if trend is None else 100 * trend["per_doubling_se"],
+                      crossing_steps=None if trend is None else trend["crossing_steps"], line=line)

@@ -21,7 +21,7 @@ from plotly.subplots import make_subplots
 from torch import Tensor
 
 from .data import (CLASS_COLORS, HISTORY_KEYS, HISTORY_LABELS, MARKED, accuracy_curves, ball_outlines,
-                   boundary_grid, history_series, margin_ecdfs, margin_sandwich, marked_mask, method_color,
+                   boundary_grid, budget_curves, budget_gaps, history_series, margin_ecdfs, margin_sandwich, marked_mask, method_color,
                    method_label, region_image)
 
 DIGITS = 6  # significant digits kept in a figure's data: plenty for a hover, half the bytes of float64 repr
@@ -311,3 +311,46 @@ def decision_boundary_figure(panels: Mapping[str, tuple], x: Tensor, y: Tensor, 
 def torch_nonzero(mask) -> list[int]:
     """Indices (list) where a bool tensor is True."""
     return mask.nonzero().reshape(-1).tolist()
+
+
+def budget_study_figure(results: dict, *, a: str = "mma-0.45", b: str = "pgd-0.4") -> go.Figure:
+    """Twin of :func:`~mma_edu.plots.static.plot_budget_study`: left, each model's AvgAcc against its training
+    steps with its band (hover: steps, AvgAcc, interval, clean accuracy, median margin); right, the paired gap
+    ``a`` − ``b`` with its interval and verdict per budget, the trend line and the zero line.
+
+    Traces: per model its band (``"<name> interval"``) then its line (``name``); then ``"gap"`` and, with two
+    budgets or more, ``"trend"``."""
+    curves, gaps = budget_curves(results), budget_gaps(results, a, b)
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.12,
+                        subplot_titles=("AvgAcc against the training budget", "does the gap close with more training?"))
+    for c in curves:
+        fig.add_trace(go.Scatter(x=c.steps + c.steps[::-1], y=_r(c.high + c.low[::-1]), fill="toself",
+                                 fillcolor=_rgba(c.color, 0.15), line=dict(width=0), hoverinfo="skip",
+                                 showlegend=False, name=f"{c.name} interval", legendgroup=c.name), row=1, col=1)
+        fig.add_trace(go.Scatter(
+            x=c.steps, y=_r(c.avg_acc), mode="lines+markers", name=c.name, legendgroup=c.name,
+            line=dict(color=c.color, width=2),
+            customdata=[[_r(lo), _r(hi), _r(cl), _r(m)] for lo, hi, cl, m in zip(c.low, c.high, c.clean, c.median_margin)],
+            hovertemplate=(f"<b>{c.name}</b><br>%{{x}} steps<br>AvgAcc %{{y:.1f}}% [%{{customdata[0]:.1f}}, "
+                           "%{customdata[1]:.1f}]<br>clean %{customdata[2]:.1f}%<br>median margin %{customdata[3]:.3f}"
+                           "<extra></extra>")), row=1, col=1)
+    if gaps.steps:
+        fig.add_trace(go.Scatter(
+            x=gaps.steps, y=_r(gaps.gap), mode="markers", name="gap", marker=dict(color="black", size=8),
+            error_y=dict(type="data", symmetric=False, array=_r([hi - g for g, hi in zip(gaps.gap, gaps.high)]),
+                         arrayminus=_r([g - lo for g, lo in zip(gaps.gap, gaps.low)])),
+            customdata=[[_r(lo), _r(hi), v] for lo, hi, v in zip(gaps.low, gaps.high, gaps.verdicts)],
+            hovertemplate=(f"%{{x}} steps<br>{a} − {b}: %{{y:+.1f}} points<br>95% [%{{customdata[0]:+.1f}}, "
+                           f"%{{customdata[1]:+.1f}}]<br>{a} better: %{{customdata[2]}}<extra></extra>")), row=1, col=2)
+    if gaps.line:
+        fig.add_trace(go.Scatter(x=gaps.steps, y=_r(gaps.line), mode="lines", name="trend",
+                                 line=dict(color="grey", dash="dash"),
+                                 hovertemplate=f"trend {gaps.per_doubling:+.1f} ± {gaps.per_doubling_se:.1f} points per "
+                                               "doubling<extra></extra>"), row=1, col=2)
+    fig.add_hline(y=0, line=dict(color="red", width=1), row=1, col=2)
+    for col in (1, 2):
+        fig.update_xaxes(type="log", title_text="training steps (batch 50)", row=1, col=col)
+    fig.update_yaxes(title_text="AvgAcc (%): clean and ε 0.1–0.4", row=1, col=1)
+    fig.update_yaxes(title_text=f"AvgAcc {a} − {b} (points)", row=1, col=2)
+    fig.update_layout(template=TEMPLATE, height=420, hovermode="closest")
+    return fig

@@ -17,8 +17,8 @@ from torch import Tensor, nn
 from .. import norms
 from ..presets import eps_label
 from .data import CLASS_COLORS, MARKED, ball_outlines, boundary_grid, marked_mask, spread_subset  # noqa: F401 (re-exported)
-from .data import (HISTORY_KEYS, HISTORY_LABELS, accuracy_curves, history_series, margin_ecdfs, margin_sandwich,
-                   method_color)
+from .data import (HISTORY_KEYS, HISTORY_LABELS, accuracy_curves, budget_curves, budget_gaps, history_series,
+                   margin_ecdfs, margin_sandwich, method_color)
 
 
 
@@ -266,6 +266,40 @@ def plot_training_curves(history, keys: Sequence[str] = HISTORY_KEYS, *, title: 
     if title:
         axes[0].figure.suptitle(title, fontsize=10)
     axes[0].figure.tight_layout()
+    return axes
+
+
+def plot_budget_study(results: dict, axes=None, *, a: str = "mma-0.45", b: str = "pgd-0.4"):
+    """The training-budget study in two panels: each model's AvgAcc against its training steps (log scale) with
+    95% bands, and the paired gap ``a`` − ``b`` per budget with its interval and trend line. The interactive twin
+    is :func:`mma_edu.plots.interactive.budget_study_figure` (same numbers: :func:`.data.budget_curves`,
+    :func:`.data.budget_gaps`)."""
+    curves, gaps = budget_curves(results), budget_gaps(results, a, b)
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(11, 4))
+    left, right = axes
+    for c in curves:
+        left.plot(c.steps, c.avg_acc, marker="o", color=c.color, label=c.name)
+        left.fill_between(c.steps, c.low, c.high, color=c.color, alpha=0.15, lw=0)
+    left.set_xscale("log", base=2)
+    left.set_xlabel("training steps (batch 50)")
+    left.set_ylabel("AvgAcc (%): clean and ε 0.1–0.4")
+    left.grid(alpha=0.3)
+    left.legend(fontsize=8)
+    left.set_title("AvgAcc against the training budget", fontsize=9)
+    if gaps.steps:
+        err = [[g - lo for g, lo in zip(gaps.gap, gaps.low)], [hi - g for g, hi in zip(gaps.gap, gaps.high)]]
+        right.errorbar(gaps.steps, gaps.gap, yerr=err, fmt="o", color="black", capsize=4, label="paired gap, 95%")
+        if gaps.line:
+            right.plot(gaps.steps, gaps.line, "--", color="grey",
+                       label=f"trend {gaps.per_doubling:+.1f} points per doubling")
+    right.axhline(0, color="red", lw=1)
+    right.set_xscale("log", base=2)
+    right.set_xlabel("training steps (batch 50)")
+    right.set_ylabel(f"AvgAcc {a} − {b} (points)")
+    right.grid(alpha=0.3)
+    right.legend(fontsize=8)
+    right.set_title("does the gap close with more training?", fontsize=9)
     return axes
 
 
