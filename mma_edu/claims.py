@@ -22,6 +22,9 @@ from . import paper
 from .verdicts import ALPHA, FAILS, UNRESOLVED, Verdict, compare, paired_mean_difference, unbits
 
 
+L2, LINF = "(l2 distance)", "(l-inf margin)"  # units of margin differences (accuracies print in points)
+
+
 @dataclass(frozen=True)
 class Claim:
     """A claim of the paper, as judged here: ``text`` says it, ``paper`` says where the paper's numbers stand."""
@@ -67,6 +70,7 @@ def l2_claims(man: dict) -> list[Claim]:
     c = {k: v[0] for k, v in d.items()}
     m = {k: v[1] for k, v in d.items()}
     p = paper.MNIST_L2_DISTANCES
+    dist = lambda a, b: paired_mean_difference(m[a], m[b], unit=L2)  # noqa: E731  mean distance, paired
     drop = lambda a, b: c[a].double() - c[b].double()  # noqa: E731  per digit: 1 where only the first is right
     return [
         Claim("pgd_eps_costs_clean", "PGD-AT at eps 2 keeps more clean accuracy than at eps 4",
@@ -77,13 +81,13 @@ def l2_claims(man: dict) -> list[Claim]:
               f"{p['l2-pgd-2'][0] - p['l2-pgd-4'][0]:.1f} vs {p['l2-mma-2'][0] - p['l2-mma-4'][0]:.1f} points",
               paired_mean_difference(drop("l2-pgd-2", "l2-pgd-4"), drop("l2-mma-2", "l2-mma-4"))),
         Claim("mma_distance_grows_2_4", "MMA's distances grow with d_max: MMA-4.0 over MMA-2.0 (mean)",
-              f"{p['l2-mma-4'][1]} vs {p['l2-mma-2'][1]}", paired_mean_difference(m["l2-mma-4"], m["l2-mma-2"])),
+              f"{p['l2-mma-4'][1]} vs {p['l2-mma-2'][1]}", dist("l2-mma-4", "l2-mma-2")),
         Claim("mma_distance_grows_4_6", "MMA's distances grow with d_max: MMA-6.0 over MMA-4.0 (mean)",
-              f"{p['l2-mma-6'][1]} vs {p['l2-mma-4'][1]}", paired_mean_difference(m["l2-mma-6"], m["l2-mma-4"])),
+              f"{p['l2-mma-6'][1]} vs {p['l2-mma-4'][1]}", dist("l2-mma-6", "l2-mma-4")),
         Claim("mma_distance_beats_pgd", "MMA-4.0's distances exceed PGD-AT eps 4's (mean)",
-              f"{p['l2-mma-4'][1]} vs {p['l2-pgd-4'][1]}", paired_mean_difference(m["l2-mma-4"], m["l2-pgd-4"])),
+              f"{p['l2-mma-4'][1]} vs {p['l2-pgd-4'][1]}", dist("l2-mma-4", "l2-pgd-4")),
         Claim("robust_beats_standard", "every robust model's distances exceed the standard model's (PGD-AT eps 2)",
-              f"{p['l2-pgd-2'][1]} vs {p['standard'][1]}", paired_mean_difference(m["l2-pgd-2"], m["standard"])),
+              f"{p['l2-pgd-2'][1]} vs {p['standard'][1]}", dist("l2-pgd-2", "standard")),
     ]
 
 
@@ -221,10 +225,10 @@ def linf_claims(out: Mapping[str, Outcomes], alpha: float = ALPHA) -> list[Claim
     mma_paper = paper.MNIST_LINF["mma-0.45"]
     claims = [
         Claim("1_margins_grow", "1. MMA grows margins: MMA-0.45's exceed 1.5x the standard model's (mean, paired)",
-              "qualitative (§7)", paired_mean_difference(m["mma-0.45"], 1.5 * m["standard"])),
+              "qualitative (§7)", paired_mean_difference(m["mma-0.45"], 1.5 * m["standard"], unit=LINF)),
         Claim("2a_eps_far_above_margin", "2a. eps 0.4 / 2 exceeds the standard model's margins (mean): PGD-AT 0.4 "
               "over-perturbs most digits", "qualitative (§7)",
-              paired_mean_difference(torch.full_like(m["standard"], 0.4 / 2), m["standard"])),
+              paired_mean_difference(torch.full_like(m["standard"], 0.4 / 2), m["standard"], unit=LINF)),
         Claim("2b_pgd04_gives_up_clean", "2b. MMA-0.45 keeps more clean accuracy than PGD-AT 0.4",
               f"MMA-0.45 {mma_paper[0]} clean", cmp(c["mma-0.45"], c["pgd-0.4"])),
         Claim("2c_pgd04_gives_up_eps01_vs_mma03", "2c. MMA-0.3 is more robust at eps 0.1 than PGD-AT 0.4",
