@@ -57,6 +57,20 @@ def zoo_claims() -> dict[str, C.Claim]:
     return {c.key: c for c in C.linf_claims(out)}  # raises NotTrained unless every model trained
 
 
+@pytest.mark.parametrize("rows", ["eval", "check"])
+def test_per_digit_outcomes_are_the_measured_ones(rows):
+    # The per-digit outcomes reproduce the manifest's summaries: all 500 digits ("eval") and the first check_n,
+    # which tests/test_zoo.py re-measures from the shipped weights ("check").
+    man = zoo.manifest()
+    for name, o in C.outcomes_from_manifest(man).items():
+        want = man["models"][name][rows]
+        k = want["n"]
+        assert o.correct[:k].double().mean().item() == pytest.approx(want["clean"], abs=1e-12), name
+        for e, acc in want["robust"].items():
+            assert o.robust[e][:k].double().mean().item() == pytest.approx(acc, abs=1e-12), (name, e)
+        assert o.margin[:k].median().item() == pytest.approx(want["median_margin"], abs=1e-5), name
+
+
 def test_every_model_trained():
     assert C.untrained(C.outcomes_from_manifest(zoo.manifest())) == []
 
