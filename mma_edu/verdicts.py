@@ -37,7 +37,8 @@ class Verdict:
 
     ``a_only`` / ``b_only``: digits only A / only B gets right (McNemar), or None for interval verdicts;
     ``difference``: A's rate (or mean score) minus B's; ``p``: the two-sided p-value (None for intervals);
-    ``low`` / ``high``: the difference's 95% interval where one was computed."""
+    ``low`` / ``high``: the difference's 95% interval where one was computed; ``unit``: None for rates and
+    shares (printed in percentage points), else the unit of a raw score such as a margin (printed as is)."""
 
     verdict: str
     difference: float
@@ -47,6 +48,7 @@ class Verdict:
     n: int | None = None
     low: float | None = None
     high: float | None = None
+    unit: str | None = None
 
     @property
     def holds(self) -> bool:
@@ -54,6 +56,9 @@ class Verdict:
 
     def __str__(self) -> str:
         diff = f"{100 * self.difference:+.1f} points"
+        if self.unit is not None:
+            return (f"{self.verdict} ({self.difference:+.4f} {self.unit}, 95% interval "
+                    f"[{self.low:+.4f}, {self.high:+.4f}])")
         if self.p is not None:
             return (f"{self.verdict} ({diff}; {self.a_only} digits only A gets right, {self.b_only} only B; "
                     f"McNemar exact p = {self.p:.3g}, n = {self.n})")
@@ -108,22 +113,23 @@ def compare(a: Tensor, b: Tensor, alpha: float = ALPHA) -> Verdict:
     return Verdict(verdict, diff, p, a_only, b_only, len(a))
 
 
-def interval_verdict(difference: float, low: float, high: float) -> Verdict:
+def interval_verdict(difference: float, low: float, high: float, unit: str | None = None) -> Verdict:
     """The claim "A's mean score exceeds B's" from the paired difference and its 95% interval: holds if the
-    interval lies above 0, does not hold if below, unresolved if it contains 0."""
+    interval lies above 0, does not hold if below, unresolved if it contains 0. ``unit``: see :class:`Verdict`."""
     if not low <= difference <= high:
         raise ValueError(f"need low <= difference <= high, got {low}, {difference}, {high}")
     verdict = HOLDS if low > 0 else FAILS if high < 0 else UNRESOLVED
-    return Verdict(verdict, difference, low=low, high=high)
+    return Verdict(verdict, difference, low=low, high=high, unit=unit)
 
 
-def paired_mean_difference(a: Tensor, b: Tensor, z: float = 1.96) -> Verdict:
+def paired_mean_difference(a: Tensor, b: Tensor, z: float = 1.96, unit: str | None = None) -> Verdict:
     """Per-digit scores (N,) of A and B on the same digits: the mean of a − b with its normal-approximation
-    interval (z·sd/√N), judged by :func:`interval_verdict`."""
+    interval (z·sd/√N), judged by :func:`interval_verdict` (``unit``: None for rates and shares, else the
+    scores' unit, e.g. "(l-inf margin)")."""
     a, b = torch.as_tensor(a, dtype=torch.float64), torch.as_tensor(b, dtype=torch.float64)
     if a.dim() != 1 or a.shape != b.shape:
         raise ValueError(f"a and b must be score vectors (N,) on the same digits, got {tuple(a.shape)} and {tuple(b.shape)}")
     d = a - b
     mean = d.mean().item()
     half = z * d.std(unbiased=True).item() / math.sqrt(len(d)) if len(d) > 1 else math.inf
-    return interval_verdict(mean, mean - half, mean + half)
+    return interval_verdict(mean, mean - half, mean + half, unit)

@@ -85,3 +85,11 @@ def test_per_digit_outcomes_round_trip_as_strings():
     assert V.bits(t) == "10011" and torch.equal(V.unbits(V.bits(t)), t)
     with pytest.raises(ValueError, match="0s and 1s"):
         V.unbits("10x1")
+
+
+def test_scores_with_a_unit_print_in_that_unit():
+    a, b = torch.full((50,), 0.30, dtype=torch.float64), torch.full((50,), 0.10, dtype=torch.float64)
+    a[0] = 0.31  # some spread, so the interval has a width
+    v = V.paired_mean_difference(a, b, unit="(l-inf margin)")
+    assert v.holds and "+0.2002 (l-inf margin)" in str(v) and "points" not in str(v)
+    assert "points" in str(V.paired_mean_difference(a, b))
