@@ -86,7 +86,7 @@ def l2_claims(man: dict) -> list[Claim]:
               f"{p['l2-mma-6'][1]} vs {p['l2-mma-4'][1]}", dist("l2-mma-6", "l2-mma-4")),
         Claim("mma_distance_beats_pgd", "MMA-4.0's distances exceed PGD-AT eps 4's (mean)",
               f"{p['l2-mma-4'][1]} vs {p['l2-pgd-4'][1]}", dist("l2-mma-4", "l2-pgd-4")),
-        Claim("robust_beats_standard", "every robust model's distances exceed the standard model's (PGD-AT eps 2)",
+        Claim("robust_beats_standard", "robust training lengthens the distances: PGD-AT at eps 2 over the standard model (mean)",
               f"{p['l2-pgd-2'][1]} vs {p['standard'][1]}", dist("l2-pgd-2", "standard")),
     ]
 
