@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from . import paper
-from .verdicts import ALPHA, FAILS, UNRESOLVED, Verdict, compare, paired_mean_difference, unbits
+from .verdicts import ALPHA, FAILS, HOLDS, UNRESOLVED, Verdict, compare, paired_mean_difference, unbits
 
 
 L2, LINF = "(l2 distance)", "(l-inf margin)"  # units of margin differences (accuracies print in points)
@@ -275,3 +275,36 @@ def linf_claims(out: Mapping[str, Outcomes], alpha: float = ALPHA) -> list[Claim
                         f"MMA-0.45 {paper.MNIST_LINF_AVG_ACC['mma-0.45']} vs TRADES "
                         f"{paper.MNIST_LINF_AVG_ACC['trades-0.3']}", v))
     return claims
+
+
+# The verdicts of linf_claims measured on the shipped ℓ∞ zoo (mma_edu/zoo_weights/manifest.json, 500 digits)
+# — asserted by tests/test_zoo_claims.py, and by notebook 05 in its laptop profile (the same digits): 9 hold, 2 do not,
+# 4 are unresolved at this n. "A only / B only": digits only one side gets right (McNemar).
+ZOO_LINF_VERDICTS: dict[str, str] = {
+    "1_margins_grow": HOLDS,  # mean margin 0.314 vs 1.5 x 0.091: +0.178 [+0.169, +0.187]
+    "2a_eps_far_above_margin": HOLDS,  # standard's mean margin 0.091, 0.109 [0.106, 0.113] under 0.2
+    "2b_pgd04_gives_up_clean": HOLDS,  # 95.8% vs 93.6%: 13 vs 2 digits, p = 0.007
+    "2c_pgd04_gives_up_eps01_vs_mma03": HOLDS,  # 92.8% vs 90.4% at eps 0.1: 19 vs 7, p = 0.029
+    "2d_pgd04_gives_up_eps01_vs_mma045": UNRESOLVED,  # 90.2% vs 90.4%: 7 vs 8, p = 1
+    "3_chosen_pgd_beats_mma_at_0.1": UNRESOLVED,  # pgd-0.3 vs mma-0.3 on digits 200-499: 5 vs 7, p = 0.77
+    "3_chosen_pgd_beats_mma_at_0.2": HOLDS,  # pgd-0.3 vs omma-0.3 on digits 200-499: 24 vs 1, p = 2e-6
+    "4a_mma_drop_smaller": UNRESOLVED,  # drops 3.0 (PGD-AT) vs 1.6 (MMA) points: +1.4 [-0.4, +3.2]
+    "4b_omma_drop_smaller": UNRESOLVED,  # drops 3.0 vs 1.8 (OMMA): +1.2 [-0.6, +3.0]
+    "4c_mma_dmax_costs_eps01": HOLDS,  # 92.8% -> 90.2% at eps 0.1: 17 vs 4, p = 0.007 (MMA is sensitive too)
+    "4d_omma_dmax_costs_eps01": HOLDS,  # 92.8% -> 89.6%: 20 vs 4, p = 0.002 (OMMA fails the insensitivity test)
+    "4e_dmax_buys_eps04": HOLDS,  # 0.0% -> 31.8% at eps 0.4: 159 vs 0
+    "5a_eps04_vs_accurate_pgd": HOLDS,  # 31.8% vs at most 0.2% (pgd-0.3), rivals judged beyond their training eps
+    "5b_eps04_matched_radius": FAILS,  # 31.8% vs PGD-AT 0.4's 57.6%: 0 vs 129
+    "6_mma_best_avg_acc": FAILS,  # AvgAcc 71.7% vs PGD-AT 0.4's 80.2%: -8.5 [-9.8, -7.2] points
+}
+
+# The verdicts of l2_claims on the shipped ℓ2 zoo (manifest-l2.json, 500 digits): tests/test_zoo_l2.py, notebook 05.
+ZOO_L2_VERDICTS: dict[str, str] = {
+    "pgd_eps_costs_clean": HOLDS,  # 96.8% vs 93.8%: 21 vs 6 digits, p = 0.006 (paper 98.6 vs 91.8)
+    "mma_keeps_clean": HOLDS,  # MMA-4.0 96.8% vs PGD-AT 4.0 93.8%: 18 vs 3, p = 0.001 (paper 98.5 vs 91.8)
+    "mma_drop_smaller": HOLDS,  # drops 3.0 vs 0.8 points: +2.2 [+0.1, +4.3] (paper 6.8 vs 0.8)
+    "mma_distance_grows_2_4": HOLDS,  # mean 2.349 vs 2.005: +0.344 [+0.296, +0.391] (paper 2.67 vs 2.15)
+    "mma_distance_grows_4_6": HOLDS,  # mean 2.385 vs 2.349: +0.036 [+0.014, +0.059] (paper 2.76 vs 2.67)
+    "mma_distance_beats_pgd": UNRESOLVED,  # mean 2.349 vs 2.319: +0.031 [-0.014, +0.075] (paper 2.67 vs 2.53)
+    "robust_beats_standard": HOLDS,  # mean 2.179 vs 1.289: +0.890 [+0.838, +0.941] (paper 2.32 vs 1.57)
+}

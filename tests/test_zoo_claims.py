@@ -25,25 +25,7 @@ from mma_edu import verdicts as V
 from mma_edu import zoo
 
 H, F, U = V.HOLDS, V.FAILS, V.UNRESOLVED
-# The verdicts measured on the shipped zoo (mma_edu/zoo_weights/manifest.json, 500 digits): 9 hold, 2 do not,
-# 4 are unresolved at this n. "A only / B only": digits only one side gets right (McNemar).
-MEASURED = {
-    "1_margins_grow": H,  # mean margin 0.314 vs 1.5 x 0.091: +0.178 [+0.169, +0.187]
-    "2a_eps_far_above_margin": H,  # standard's mean margin 0.091, 0.109 [0.106, 0.113] under 0.2
-    "2b_pgd04_gives_up_clean": H,  # 95.8% vs 93.6%: 13 vs 2 digits, p = 0.007
-    "2c_pgd04_gives_up_eps01_vs_mma03": H,  # 92.8% vs 90.4% at eps 0.1: 19 vs 7, p = 0.029
-    "2d_pgd04_gives_up_eps01_vs_mma045": U,  # 90.2% vs 90.4%: 7 vs 8, p = 1
-    "3_chosen_pgd_beats_mma_at_0.1": U,  # pgd-0.3 vs mma-0.3 on digits 200-499: 5 vs 7, p = 0.77
-    "3_chosen_pgd_beats_mma_at_0.2": H,  # pgd-0.3 vs omma-0.3 on digits 200-499: 24 vs 1, p = 2e-6
-    "4a_mma_drop_smaller": U,  # drops 3.0 (PGD-AT) vs 1.6 (MMA) points: +1.4 [-0.4, +3.2]
-    "4b_omma_drop_smaller": U,  # drops 3.0 vs 1.8 (OMMA): +1.2 [-0.6, +3.0]
-    "4c_mma_dmax_costs_eps01": H,  # 92.8% -> 90.2% at eps 0.1: 17 vs 4, p = 0.007 (MMA is sensitive too)
-    "4d_omma_dmax_costs_eps01": H,  # 92.8% -> 89.6%: 20 vs 4, p = 0.002 (OMMA fails the insensitivity test)
-    "4e_dmax_buys_eps04": H,  # 0.0% -> 31.8% at eps 0.4: 159 vs 0
-    "5a_eps04_vs_accurate_pgd": H,  # 31.8% vs at most 0.2% (pgd-0.3), rivals judged beyond their training eps
-    "5b_eps04_matched_radius": F,  # 31.8% vs PGD-AT 0.4's 57.6%: 0 vs 129
-    "6_mma_best_avg_acc": F,  # AvgAcc 71.7% vs PGD-AT 0.4's 80.2%: -8.5 [-9.8, -7.2] points
-}
+MEASURED = C.ZOO_LINF_VERDICTS  # the verdicts measured on the shipped zoo, with their numbers
 
 
 @pytest.fixture(scope="module")

@@ -65,24 +65,15 @@ def test_norm_is_checked():
 
 
 # The MNIST ℓ2 table's claims on the shipped ℓ2 zoo (mma_edu.claims.l2_claims, paired tests on the manifest's
-# per-digit outcomes), asserted as measured: a rebuilt zoo that changes a verdict fails here, with its numbers.
-L2_VERDICTS = {
-    "pgd_eps_costs_clean": "holds",
-    "mma_keeps_clean": "holds",
-    "mma_drop_smaller": "holds",
-    "mma_distance_grows_2_4": "holds",
-    "mma_distance_grows_4_6": "holds",
-    "mma_distance_beats_pgd": "unresolved at this n",
-    "robust_beats_standard": "holds",
-}
+# per-digit outcomes), asserted as measured (claims.ZOO_L2_VERDICTS): a rebuilt zoo that changes a verdict fails here.
 
 
 def test_l2_claims_have_their_measured_verdicts(manifest):
     from mma_edu import claims
 
     found = {c.key: c for c in claims.l2_claims(manifest)}
-    assert set(found) == set(L2_VERDICTS)
-    for key, want in L2_VERDICTS.items():
+    assert set(found) == set(claims.ZOO_L2_VERDICTS)
+    for key, want in claims.ZOO_L2_VERDICTS.items():
         assert found[key].verdict.verdict == want, str(found[key])
 
 
