@@ -21,11 +21,11 @@ or from a few lines written out here, each tested against the library in
 
 One module per notebook (``nb01_margins`` ... ``nb08_exact_margins``), the shared replies and parsing in
 ``_common``; everything is re-exported here, so notebooks keep ``from mma_edu.course import exercises`` and
-``exercises.check_...``. Points and levels of each exercise: :mod:`mma_edu.grading.exercises_table`.
+``exercises.check_...``. Points and levels of each exercise: :data:`mma_edu.grading.table.EXERCISES`.
 """
 
-from ._common import ExerciseError
-from .nb01_margins import check_hand_margins, check_linear_margins
+from ._common import ExerciseError, graded, hidden_seed
+from .nb01_margins import check_hand_margins, check_linear_margins, random_linear_problem
 from .nb02_margin_gradients import S_LOGITS, check_losses_by_hand, check_margin_gradient
 from .nb03_mma_loss import MMA_BATCH, check_mma_loss, check_mma_loss_by_hand, mma_objective
 from .nb04_anpgd import BISECTION_EXAMPLE, check_bisection, check_bisection_by_hand, reference_bisection
@@ -36,8 +36,10 @@ from .nb08_exact_margins import IBP_EXAMPLE, _ibp_variant, check_ibp, check_inte
 
 __all__ = [
     "ExerciseError",
+    # graded test cells (mma_edu.grading)
+    "graded", "hidden_seed",
     # 01
-    "check_hand_margins", "check_linear_margins",
+    "check_hand_margins", "check_linear_margins", "random_linear_problem",
     # 02
     "check_losses_by_hand", "check_margin_gradient",
     # 03

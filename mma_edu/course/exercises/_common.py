@@ -4,6 +4,8 @@ and the parsing of numbers and vectors into tensors (with a message naming the b
 from __future__ import annotations
 
 import math
+import random
+import sys
 from typing import Any
 
 import torch
@@ -17,6 +19,23 @@ class ExerciseError(AssertionError):
 def _pending(name: str) -> None:
     print(f"{name}: not attempted yet (the answer is None) — fill it in and rerun this cell.")
     return None
+
+
+def graded(result: bool | None) -> None:
+    """A graded test cell's verdict on a check's result: nothing for a right answer, a zero for a pending one.
+
+    A wrong answer has already raised :class:`ExerciseError` inside the check. A pending one (``None``) prints
+    a note to stderr, which nbgrader's autograder counts as a failed test (0 points) while *Run All* carries on.
+    """
+    if result is None:
+        print("not attempted yet: this test gives 0 points until the answer above is filled in.", file=sys.stderr)
+
+
+def hidden_seed() -> int:
+    """A fresh seed for a hidden test's randomized case, printed so that a grade can be reproduced."""
+    seed = random.SystemRandom().randrange(1, 2**31)
+    print(f"randomized case, seed {seed}")
+    return seed
 
 
 def _correct(message: str) -> bool:

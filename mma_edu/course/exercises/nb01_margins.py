@@ -62,6 +62,20 @@ def _linear_hint(label: str, norm: str) -> str:
     return "the boundary between y and j depends on the difference w_y − w_j, not on w_j alone."
 
 
+def random_linear_problem(seed: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """A random linear model and points for a hidden test: weight (C, D), bias (C,), x (N, D), y (N,).
+
+    C = 4 classes, D = 5, N = 12; the labels are the model's own predictions for half of the points.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    weight = torch.randn(4, 5, generator=gen)
+    bias = torch.randn(4, generator=gen)
+    x = torch.randn(12, 5, generator=gen)
+    y = torch.randint(0, 4, (12,), generator=gen)
+    y[:6] = (x[:6] @ weight.T + bias).argmax(1)
+    return weight, bias, x, y
+
+
 def check_hand_margins(d_2: float | None, d_inf: float | None) -> bool | None:
     """Notebook 1, exercise 1: d₂ and d∞ of x = (2, 1), label 0, for W = I and b = 0, by hand."""
     if d_2 is None or d_inf is None:

@@ -73,11 +73,12 @@ def check_mma_loss_by_hand(value: float | None) -> bool | None:
            "in S⁺, which of those have ε̂ < d_max, and which CE each contributes.")
 
 
-def check_mma_loss(fn: Callable | None) -> bool | None:
-    """``fn(ce_adv, ce_clean, eps_hat, positive, d_max, clean_weight) -> scalar``: checked on random batches."""
+def check_mma_loss(fn: Callable | None, seed: int = 0) -> bool | None:
+    """``fn(ce_adv, ce_clean, eps_hat, positive, d_max, clean_weight) -> scalar``: checked on random batches
+    (from ``seed``)."""
     if fn is None:
         return _pending("check_mma_loss")
-    gen = torch.Generator().manual_seed(0)
+    gen = torch.Generator().manual_seed(seed)
     for trial in range(5):
         n = 8
         batch = dict(ce_adv=torch.rand(n, generator=gen, dtype=torch.float64) * 2,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 from typing import Callable
 
 from ._common import _close, _correct, _number, _pending, _wrong
@@ -66,12 +67,23 @@ def check_bisection_by_hand(eps_hat: float | None) -> bool | None:
            "start [0, 0.5], test t = 0.2 first.")
 
 
-def check_bisection(fn: Callable | None) -> bool | None:
-    """``fn(is_adversarial, t0, max_eps, search_steps) -> (estimate, lower, upper)``, against AN-PGD's bisection."""
+def check_bisection(fn: Callable | None, seed: int | None = None) -> bool | None:
+    """``fn(is_adversarial, t0, max_eps, search_steps) -> (estimate, lower, upper)``, against AN-PGD's bisection.
+
+    Without ``seed``: five fixed rays, one never broken. With it: five random rays (ε_prev, max_eps, where the
+    boundary is — beyond max_eps for one of them — and the number of steps).
+    """
     if fn is None:
         return _pending("check_bisection")
     cases = [(0.2, 0.5, 0.33, 4), (0.4, 0.5, 0.1, 10), (0.05, 0.4725, 1.0, 10), (0.3, 1.0, 0.3, 6),
              (0.1, 0.5, 0.45, 1)]
+    if seed is not None:
+        rng = random.Random(seed)
+        cases = []
+        for k in range(5):
+            max_eps = round(rng.uniform(0.3, 1.5), 4)
+            boundary = 2 * max_eps if k == 0 else round(rng.uniform(0.01, 0.99) * max_eps, 4)
+            cases.append((round(rng.uniform(0.05, 0.95) * max_eps, 4), max_eps, boundary, rng.randint(1, 12)))
     for t0, max_eps, boundary, steps in cases:
         calls: list[float] = []
 

@@ -41,11 +41,17 @@ def check_s_plus(mask: Sequence[bool] | Tensor | None, logits: Sequence | Tensor
     return _correct(f"S⁺ = {truth.nonzero().flatten().tolist()} (p_y = {[round(v, 2) for v in p_y.tolist()]}).")
 
 
-def check_over_perturbed(fn: Callable | None) -> bool | None:
-    """``fn(margins (N,), eps) -> float``: the fraction of examples whose margin is below eps."""
+def check_over_perturbed(fn: Callable | None, seed: int | None = None) -> bool | None:
+    """``fn(margins (N,), eps) -> float``: the fraction of examples whose margin is below eps.
+
+    Without ``seed``: eight fixed margins; with it, twenty random ones (two of them equal to an eps).
+    """
     if fn is None:
         return _pending("check_over_perturbed")
     margins = torch.tensor([0.05, 0.1, 0.1, 0.2, 0.3, 0.45, 0.6, 0.0])
+    if seed is not None:
+        margins = (torch.rand(20, generator=torch.Generator().manual_seed(seed)) * 0.7).round(decimals=3)
+        margins[:2] = torch.tensor([0.1, 0.3])  # a margin equal to eps is not over-perturbed
     for eps in (0.1, 0.3, 0.5):
         out = fn(margins.clone(), eps)
         if out is None:

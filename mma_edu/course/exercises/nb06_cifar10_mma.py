@@ -36,13 +36,14 @@ def check_eps_units(linf: float | None, l2: float | None) -> bool | None:
                     "of a small ℓ∞ ball lies far out in ℓ2, so ℓ∞ and ℓ2 radii are not comparable numbers.")
 
 
-def check_standardization(fn: Callable | None) -> bool | None:
-    """``fn(x (N, C, H, W)) -> (N, C, H, W)``: per-image standardization as the reference computes it."""
+def check_standardization(fn: Callable | None, seed: int = 0) -> bool | None:
+    """``fn(x (N, C, H, W)) -> (N, C, H, W)``: per-image standardization as the reference computes it, on
+    random images (from ``seed``) and a constant one."""
     if fn is None:
         return _pending("check_standardization")
     from ...models import PerImageStandardization
 
-    gen = torch.Generator().manual_seed(0)
+    gen = torch.Generator().manual_seed(seed)
     x = torch.rand(3, 3, 8, 8, generator=gen, dtype=torch.float64)
     x[2] = 0.5  # a constant image: std 0, the floor 1/√n decides
     out = fn(x.clone())

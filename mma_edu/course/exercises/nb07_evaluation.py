@@ -50,16 +50,16 @@ def _robust_curve(clean: Tensor, correct: Tensor) -> list[float]:
     return out
 
 
-def check_robust_curve(fn: Callable | None) -> bool | None:
+def check_robust_curve(fn: Callable | None, seed: int = 0) -> bool | None:
     """``fn(clean (N,) bool, correct (R, K, N) bool) -> K accuracies``: the paper's worst case over restarts.
 
     ``correct[r, k, n]``: restart r at the k-th (increasing) ε left example n classified correctly. An example
     is robust at ε_k only if it is clean-correct, every restart at ε_k failed, and it was robust at every
-    smaller ε.
+    smaller ε. The random part of the case comes from ``seed``.
     """
     if fn is None:
         return _pending("check_robust_curve")
-    gen = torch.Generator().manual_seed(0)
+    gen = torch.Generator().manual_seed(seed)
     clean = torch.rand(40, generator=gen) < 0.9
     correct = torch.rand(3, 4, 40, generator=gen) < torch.tensor([0.97, 0.9, 0.8, 0.7])[None, :, None]
     correct[:, :, 0] = True  # a clean mistake that no attack needs to break
