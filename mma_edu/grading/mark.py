@@ -121,9 +121,8 @@ def _test_cell(number: str, ex: Autograded, visible: list[str]) -> dict:
 def _written_cell(w: Written) -> dict:
     text = (f"**{w.prompt}** *({w.level}, {w.points} points, graded by hand; write your answer in this cell.)*\n\n"
             f"{BEGIN_SOLUTION}\n**Rubric (instructor's copy).** {w.rubric}\n{END_SOLUTION}")
-    grade_id = f"{w.key}"
-    return {"cell_type": "markdown", "id": grade_id,
-            "metadata": {"nbgrader": _nbgrader(grade_id, grade=True, solution=True, locked=False, points=w.points)},
+    return {"cell_type": "markdown", "id": w.key,
+            "metadata": {"nbgrader": _nbgrader(w.key, grade=True, solution=True, locked=False, points=w.points)},
             "source": _lines(text)}
 
 

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# The notebooks' exercise levels compute / implement / investigate are graded as warm-up / core / stretch.
 LEVELS = ("warm-up", "core", "stretch")
-# The exercises' level words in the notebooks (compute / implement / investigate) and the grading levels.
-NOTEBOOK_LEVEL = {"compute": "warm-up", "implement": "core", "investigate": "stretch"}
 
 
 @dataclass(frozen=True)

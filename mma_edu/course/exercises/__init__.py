@@ -13,6 +13,12 @@ The convention of the course (explained in notebook 1):
 Solutions live in cells tagged ``solution``; they call the same checks, so the
 smoke run of every notebook checks the reference solutions too.
 
+For nbgrader (:mod:`mma_edu.grading`), a graded test cell calls
+``graded(check_...(...))``: a pending answer then scores 0 without stopping
+*Run All*; a hidden test reruns a check on a randomized case
+(``seed=hidden_seed()``, or :func:`random_linear_problem`) that a hard-coded
+answer fails.
+
 The ground truths come from the library (closed forms in :mod:`mma_edu.margins`,
 :class:`~mma_edu.train.MMA`'s objective, :func:`~mma_edu.attacks.bisect`,
 :class:`~mma_edu.models.PerImageStandardization`, :func:`~mma_edu.bounds.layer_bounds`)
