@@ -17,7 +17,7 @@ BROWSER_PYTEST := OMP_NUM_THREADS=1 $(PY) -m pytest --browser tests/browser
 BROWSER_SELECT ?=
 CHROMIUM := $(or $(MMA_EDU_CHROMIUM),$(shell command -v chromium || command -v chromium-browser || command -v google-chrome))
 
-.PHONY: lab test test-browser book app tour bench zoo zoo-l2 budget-study student venv clean
+.PHONY: lab test test-browser test-grading book app tour bench zoo zoo-l2 budget-study student assignments venv clean
 
 venv: $(STAMP)
 
@@ -66,9 +66,27 @@ app: $(STAMP)
 tour: $(STAMP)
 	$(PY) -m mma_edu.tour --out build
 
-# The course without its solution cells (cells tagged "solution"), for students: build/student/.
-student: $(STAMP)
-	$(PY) -m mma_edu.course.student build/student
+# The course as an nbgrader assignment set needs nbgrader, the optional `grader` extra: installed on first use.
+GRADER := $(VENV)/.mma-edu-grader
+$(GRADER): $(STAMP)
+	$(PY) -c "import nbgrader" 2>/dev/null || $(PY) -m pip install --quiet -e '.[grader]'
+	touch $(GRADER)
+
+# The nbgrader course directory build/assignments/: source/NN_name/ (the notebooks marked for nbgrader: solution
+# regions, graded test cells with points, hidden tests, written answers) -> release/NN_name/ (student copies),
+# with its nbgrader_config.py. PROFILE=smoke makes autograding fast (every notebook runs again per student).
+PROFILE ?=
+assignments: $(GRADER)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m mma_edu.grading build build/assignments $(if $(PROFILE),--profile $(PROFILE),)
+
+# The course without its solutions, for students, made by nbgrader (the release copies): build/student/.
+student: $(GRADER)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m mma_edu.grading student build/student
+
+# The nbgrader loop, offline (tests/grading: generate, submit three versions of notebooks 01, 03 and 07,
+# autograde, feedback): a few minutes, so apart from make test; .ci/run calls it.
+test-grading: $(GRADER)
+	OMP_NUM_THREADS=1 PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest --grading tests/grading
 
 # Retrain the course's model zoo (mma_edu/zoo_weights/: weights + manifest.json), about 15 min on one CPU thread.
 zoo: $(STAMP)

@@ -23,13 +23,17 @@ HERE = Path(__file__).resolve().parent
 def pytest_addoption(parser):
     parser.addoption("--browser", action="store_true",
                      help="also collect tests/browser/ (a real Chromium; make test-browser)")
+    parser.addoption("--grading", action="store_true",
+                     help="also collect tests/grading/ (the nbgrader loop, minutes; make test-grading)")
 
 
 def pytest_ignore_collect(collection_path, config):
-    # The browser suite runs only when asked, so a plain `pytest` never runs it twice beside make's own call.
-    if collection_path == HERE / "browser" and not config.getoption("--browser"):
-        named = any(str(Path(a.split("::")[0]).resolve()).startswith(str(collection_path)) for a in config.args)
-        return not named  # `pytest tests/browser/...` asks for it by name
+    # The browser suite and the nbgrader loop run only when asked, so a plain `pytest` never runs them twice
+    # beside make's own call.
+    for suite in ("browser", "grading"):
+        if collection_path == HERE / suite and not config.getoption(f"--{suite}"):
+            named = any(str(Path(a.split("::")[0]).resolve()).startswith(str(collection_path)) for a in config.args)
+            return not named  # `pytest tests/browser/...` asks for it by name
     return None
 
 

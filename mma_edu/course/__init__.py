@@ -3,7 +3,8 @@
 - :mod:`mma_edu.course.records` — ``record`` / ``check`` headline numbers and claims; ``read_records`` in tests.
 - :mod:`mma_edu.course.exercises` — the exercises' ``check_...`` helpers, which say what is wrong with an answer
   (``from mma_edu.course import exercises``).
-- :mod:`mma_edu.course.student` — ``python -m mma_edu.course.student OUT``: the course without its solutions.
+- the student copy (``make student``) and the nbgrader assignments (``make assignments``) are made by
+  :mod:`mma_edu.grading`, from the ``check_...`` calls and the cells tagged ``solution``.
 - :mod:`mma_edu.course.settings` — ``settings(profile, notebook, dry_run=..., device=...)``: each notebook's
   per-profile settings, device, threads, CIFAR10-or-stand-in data, and the dry run of the paper profile.
 
