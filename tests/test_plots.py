@@ -320,3 +320,26 @@ def test_decision_boundary_figure_hovers_points_and_draws_balls_to_scale():
     assert (img == plots.data.region_image(probs.argmax(-1))).all()
     plots.plot_decision_boundaries({"A": (model, margins), "B": (model, None)}, x, y, norm="l2", resolution=40)
     plt.close("all")
+
+
+def test_tradeoff_twins_draw_one_curve_per_method_sorted_by_size():
+    from types import SimpleNamespace as P
+
+    points = [P(method="pgd", size=0.5, clean=0.90, avg_rob_acc=0.75), P(method="pgd", size=0.1, clean=1.0,
+              avg_rob_acc=0.53), P(method="mma", size=0.3, clean=1.0, avg_rob_acc=0.59),
+              P(method="mma", size=0.7, clean=0.92, avg_rob_acc=0.76)]
+    fig = interactive.tradeoff_figure(points)
+    assert [t.name for t in fig.data] == ["PGD-AT (ε sweep)", "MMA (d_max sweep)"]
+    pgd, mma = fig.data
+    assert list(pgd.x) == pytest.approx([100.0, 90.0]) and list(pgd.y) == pytest.approx([53.0, 75.0])
+    assert list(pgd.customdata) == [0.1, 0.5] and list(mma.text) == ["0.3", "0.7"]
+    assert "d_max" in mma.hovertemplate and "ε" in pgd.hovertemplate
+    ax = plots.plot_tradeoff(points)
+    for t, line in zip(fig.data, ax.get_lines()):
+        assert list(line.get_xdata()) == pytest.approx(list(t.x)) and list(line.get_ydata()) == pytest.approx(list(t.y))
+        assert line.get_color() == t.line.color
+    assert pgd.line.color != mma.line.color
+    assert ax.get_xlabel() == "clean accuracy (%)" and ax.get_ylabel() == "AvgRobAcc (%)"
+    plt.close("all")
+    with pytest.raises(ValueError, match="points must hold"):
+        plots.plot_tradeoff([])

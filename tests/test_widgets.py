@@ -299,3 +299,19 @@ def test_explorers_say_how_to_make_them_live_and_the_trainer_asks_for_train():
     assert "press Train" in m.status.value and pic(m) == shown
     m.update()
     assert "press Train" not in m.status.value and pic(m) != shown
+
+
+def test_over_perturbation_figure_rings_over_perturbed_points_in_black_and_draws_few_balls(moons_net):
+    from mma_edu.plots import CLASS_COLORS
+    from mma_edu.widgets import over_perturbation_figure
+
+    model, data = moons_net
+    m = estimate_margins(model, data.x, data.y, norm="l2", max_eps=1.5, clip=None, refine=0).margin
+    fig = over_perturbation_figure(model, data.x, data.y, m, 0.3, norm="l2", marked=5)
+    ax = fig.axes[0]
+    rings = [c for c in ax.collections if c.get_label().startswith("over-perturbed")]
+    assert len(rings) == 1 and len(rings[0].get_offsets()) == int((m < 0.3).sum()) > 0
+    balls = [ln for ln in ax.get_lines() if len(ln.get_xdata()) > 2]
+    assert len(balls) == 5  # only the marked points' balls, not one per point
+    assert not {ln.get_color() for ln in balls} & set(CLASS_COLORS)  # no class colour means "over-perturbed"
+

@@ -18,7 +18,7 @@ from .. import norms
 from ..presets import eps_label
 from .data import CLASS_COLORS, MARKED, ball_outlines, boundary_grid, marked_mask, spread_subset  # noqa: F401 (re-exported)
 from .data import (HISTORY_KEYS, HISTORY_LABELS, accuracy_curves, history_series, margin_ecdfs, margin_sandwich,
-                   method_color)
+                   method_color, tradeoff_curves)
 
 
 
@@ -146,6 +146,26 @@ def plot_robust_accuracy(results: Mapping[str, "object"], ax=None, percent: bool
         ax.set_xlabel(f"ε ({norm})")
     ax.set_ylabel("robust accuracy" + (" (%)" if percent else ""))
     ax.set_ylim(0, scale * 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=9)
+    return ax
+
+
+def plot_tradeoff(points, ax=None, *, percent: bool = True, title: str | None = None):
+    """Clean accuracy (x) against AvgRobAcc (y), one curve per method through its sweep of ε or d_max, each
+    point labelled with its size (:func:`~mma_edu.plots.data.tradeoff_curves`). Up and to the right is better:
+    a method whose curve lies above another's buys more robustness for the same clean accuracy.
+    The interactive twin is :func:`mma_edu.plots.interactive.tradeoff_figure`."""
+    ax = _ax(ax)
+    unit = " (%)" if percent else ""
+    for c in tradeoff_curves(points, percent=percent):
+        ax.plot(c.clean, c.avg_rob_acc, marker="o", color=c.color, label=c.label)
+        for s, xv, yv in zip(c.sizes, c.clean, c.avg_rob_acc):
+            ax.annotate(f"{s:g}", (xv, yv), textcoords="offset points", xytext=(4, 4), fontsize=7, color=c.color)
+    ax.set_xlabel("clean accuracy" + unit)
+    ax.set_ylabel("AvgRobAcc" + unit)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     if title:
