@@ -343,3 +343,12 @@ def test_tradeoff_twins_draw_one_curve_per_method_sorted_by_size():
     plt.close("all")
     with pytest.raises(ValueError, match="points must hold"):
         plots.plot_tradeoff([])
+
+
+def test_margin_histograms_draw_d_max_where_given():
+    margins = {"standard": torch.tensor([0.01, 0.02]), "MMA": torch.tensor([0.1, 0.126, 0.126])}
+    ax = plots.plot_margin_histograms(margins, max_eps=0.25, d_max={"MMA": 0.125})
+    lines = ax.get_lines()
+    assert len(lines) == 1 and lines[0].get_xdata()[0] == 0.125 and lines[0].get_color() == plots.method_color("MMA")
+    assert len(plots.plot_margin_histograms(margins, max_eps=0.25).get_lines()) == 0
+    plt.close("all")

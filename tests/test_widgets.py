@@ -315,3 +315,17 @@ def test_over_perturbation_figure_rings_over_perturbed_points_in_black_and_draws
     assert len(balls) == 5  # only the marked points' balls, not one per point
     assert not {ln.get_color() for ln in balls} & set(CLASS_COLORS)  # no class colour means "over-perturbed"
 
+
+
+def test_dashboard_keeps_accuracy_and_margin_on_separate_axes_and_draws_d_max():
+    d = TrainingDashboard(every=2, min_interval=0.0, d_max=0.3)
+    _events(d)
+    fig = d.figure()
+    acc_ax, margin_ax, hist_ax = fig.axes[1], fig.axes[2], fig.axes[3]
+    assert [ln.get_ydata()[0] for ln in acc_ax.get_lines()] == [0.8] and acc_ax.get_ylim() == (0, 1.02)
+    assert margin_ax.get_lines()[0].get_ydata()[0] == 0.1  # the margin curve, alone on its own axis
+    verticals = sorted(ln.get_xdata()[0] for ln in hist_ax.get_lines())
+    assert verticals == pytest.approx([0.3, 0.315])  # d_max and maxeps = 1.05·d_max
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)

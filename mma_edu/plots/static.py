@@ -174,8 +174,9 @@ def plot_tradeoff(points, ax=None, *, percent: bool = True, title: str | None = 
 
 
 def plot_margin_histograms(margins: Mapping[str, Tensor], ax=None, bins: int = 30, max_eps: float | None = None,
-                           norm: str | None = None):
-    """Overlaid histograms of per-example margins, one per model; ``norm`` names the margins' norm on the axis."""
+                           norm: str | None = None, d_max: Mapping[str, float] | None = None):
+    """Overlaid histograms of per-example margins, one per model; ``norm`` names the margins' norm on the axis;
+    ``d_max`` (model name → its MMA d_max) draws a dotted line at the hinge in the model's colour."""
     ax = _ax(ax)
     top = max_eps or max(float(m.max()) for m in margins.values())
     edges = np.linspace(0, top, bins + 1)
@@ -183,6 +184,8 @@ def plot_margin_histograms(margins: Mapping[str, Tensor], ax=None, bins: int = 3
         # In float64: a float32 margin clamped at max_eps (0.6000000238) would fall past the last edge (0.6).
         m = m.detach().cpu().double().clamp(max=top).numpy()
         ax.hist(m, bins=edges, alpha=0.45, color=method_color(name, i), label=f"{name} (median {np.median(m):.3f})")
+        if d_max and name in d_max:
+            ax.axvline(d_max[name], color=method_color(name, i), ls=":", lw=1.2, label=f"{name}: d_max {d_max[name]:.3g}")
     unit = f"{norm} " if norm else ""
     ax.set_xlabel(f"{unit}margin (length of the shortest successful perturbation found)")
     ax.set_ylabel("examples")
