@@ -352,3 +352,17 @@ def test_margin_histograms_draw_d_max_where_given():
     assert len(lines) == 1 and lines[0].get_xdata()[0] == 0.125 and lines[0].get_color() == plots.method_color("MMA")
     assert len(plots.plot_margin_histograms(margins, max_eps=0.25).get_lines()) == 0
     plt.close("all")
+
+
+def test_pixels_holding_counts_where_a_perturbation_lives_and_plot_deltas_titles_it():
+    spread = torch.full((1, 4, 4), 0.25)  # 16 equal pixels: 90% of the squared length needs 15 of them
+    sharp = torch.zeros(1, 4, 4)
+    sharp[0, 0, 0] = 1.0
+    assert plots.pixels_holding(spread) == 15 and plots.pixels_holding(sharp) == 1
+    assert plots.pixels_holding(torch.zeros(1, 4, 4)) == 0
+    with pytest.raises(ValueError, match="share must be in"):
+        plots.pixels_holding(spread, share=0)
+    fig = plots.plot_deltas(torch.zeros(1, 4, 4), {"AN-PGD": spread, "FMN": sharp})
+    titles = [ax.get_title() for ax in fig.axes[:3]]
+    assert "in 15 pixels" in titles[1] and "‖δ‖₂ = 1.00" in titles[1] and "in 1 pixels" in titles[2]
+    plt.close(fig)

@@ -21,7 +21,7 @@ from . import data, interactive, static
 from .data import HISTORY_KEYS, HISTORY_LABELS, METHOD_SHADES, method_color, model_colors, read_history
 from .show import PLOTLY_MIME, Interactive, figure_json
 from .static import (CLASS_COLORS, DELTA_CMAP, MARKED, ball_outlines, boundary_grid, compact_inline, delta_image,
-                     digit_gallery, palette_png, plot_anpgd_trace, plot_decision_boundary, plot_history,
+                     digit_gallery, palette_png, pixels_holding, plot_deltas, plot_anpgd_trace, plot_decision_boundary, plot_history,
                      plot_decision_boundaries, plot_margin_ecdf, plot_margin_histograms, plot_margin_sandwich, plot_norm_balls,
                      plot_robust_accuracy, plot_tradeoff, plot_training_curves, spread_subset)
 
@@ -84,7 +84,7 @@ __all__ = [
     "CLASS_COLORS", "DELTA_CMAP", "HISTORY_KEYS", "HISTORY_LABELS", "Interactive", "MARKED", "METHOD_SHADES",
     "PLOTLY_MIME", "ball_outlines", "boundary_grid", "decision_boundaries", "compact_inline", "data", "delta_image", "digit_gallery",
     "figure_json", "interactive", "margin_ecdf", "margin_sandwich", "method_color", "model_colors", "palette_png",
-    "plot_anpgd_trace", "plot_decision_boundaries", "plot_decision_boundary", "plot_history", "plot_margin_ecdf", "plot_margin_histograms",
+    "pixels_holding", "plot_anpgd_trace", "plot_decision_boundaries", "plot_deltas", "plot_decision_boundary", "plot_history", "plot_margin_ecdf", "plot_margin_histograms",
     "plot_margin_sandwich", "plot_norm_balls", "plot_robust_accuracy", "plot_run", "plot_tradeoff", "plot_training_curves",
     "read_history", "robust_accuracy", "spread_subset", "static", "tradeoff", "training_curves",
 ]

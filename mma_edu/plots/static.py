@@ -305,6 +305,40 @@ def delta_image(ax, delta: Tensor, vmax: float, *, colorbar: bool = True, label:
     return im
 
 
+def pixels_holding(delta: Tensor, share: float = 0.9) -> int:
+    """How many pixels hold ``share`` of a perturbation's squared ℓ2 length (few: concentrated; many: spread)."""
+    if not 0 < share <= 1:
+        raise ValueError(f"share must be in (0, 1], got {share!r}")
+    sq = torch.sort(delta.detach().double().flatten() ** 2, descending=True).values
+    total = float(sq.sum())
+    if total == 0:
+        return 0
+    return int((torch.cumsum(sq, 0) < share * total).sum()) + 1
+
+
+def plot_deltas(x: Tensor, deltas: Mapping[str, Tensor], *, title: str | None = None):
+    """One image (C, H, W) and several perturbations δ of it (name → δ, same shape) on one colour scale, each
+    titled with its ℓ2 length and how many pixels hold 90% of its squared length (:func:`pixels_holding`): two
+    searches can reach the boundary by very different routes. Returns the figure."""
+    if not deltas:
+        raise ValueError("deltas must name at least one perturbation")
+    vmax = max(float(d.abs().max()) for d in deltas.values()) or 1.0
+    fig, axes = plt.subplots(1, len(deltas) + 1, figsize=(3.2 * (len(deltas) + 1), 3.2))
+    axes[0].imshow(x.detach().cpu()[0], cmap="gray", vmin=0, vmax=1)
+    axes[0].set_title("the digit", fontsize=9)
+    for k, (ax, (name, d)) in enumerate(zip(axes[1:], deltas.items())):
+        d = d.detach().cpu()
+        delta_image(ax, d[0], vmax, colorbar=k == len(deltas) - 1)
+        ax.set_title(f"{name}: ‖δ‖₂ = {float(d.flatten().norm()):.2f},\n90% of it in {pixels_holding(d)} pixels",
+                     fontsize=9)
+    for ax in axes:
+        ax.set_xticks([]); ax.set_yticks([])
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
 def digit_gallery(x: Tensor, x_adv: Tensor, y: Tensor, pred_adv: Tensor, margins: Tensor, *, norm: str, n: int = 8,
                   vmax: float | None = None):
     """Digits (top), their shortest successful perturbations (middle) and x + δ* (bottom).
