@@ -221,6 +221,8 @@ def test_margin_sandwich_hover_has_all_three_values_and_the_gaps():
     ax = plots.plot_margin_sandwich(cert, exact, est, solved=solved, max_eps=0.1)
     for t, line in zip(fig.data, ax.get_lines()):
         assert list(line.get_ydata()) == pytest.approx(list(t.y))  # the twin draws the same points
+    xs = [tuple(line.get_xdata()) for line in ax.get_lines()[:5]]
+    assert len(set(xs)) == 5 and all(abs(x[k] - k) < 0.5 for x in xs for k in range(4))  # dodged, not stacked
     for k, (i, c, e, a, below, above) in enumerate(fig.data[0].customdata):
         assert i == order[k] and c == pytest.approx(float(exact[i]) - 0.01)  # the best (largest) certified bound
         assert e == pytest.approx(min(float(exact[i]), 0.1)) and a == pytest.approx(float(exact[i]) + 0.001)

@@ -329,3 +329,16 @@ def test_dashboard_keeps_accuracy_and_margin_on_separate_axes_and_draws_d_max():
     import matplotlib.pyplot as plt
 
     plt.close(fig)
+
+
+def test_anpgd_step_through_shows_its_sequence_without_the_slider(moons_net):
+    model, data = moons_net
+    s = ANPGDStepThrough(model, data.x[:1], data.y[:1], eps_init=0.1, norm="l2", max_eps=1.0, steps=5,
+                         search_steps=8)
+    fig = s.sequence_figure()
+    assert [ax.get_title() for ax in fig.axes] == [f"AN-PGD step {k} of {s.total}" for k in (1, 6, 8, s.total)]
+    with pytest.raises(ValueError, match=r"steps must be step numbers in \[1, 15\]"):
+        s.sequence_figure((0, 3))
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)

@@ -251,9 +251,12 @@ def plot_margin_sandwich(certified: Mapping[str, Tensor], exact: Tensor, estimat
     if ax is None:
         _, ax = plt.subplots(figsize=(8, 4))
     s = margin_sandwich(certified, exact, estimates, solved=solved, max_eps=max_eps)
-    idx = list(range(len(s.order)))
     shade = {"certified": 0, "estimate": 0}
-    for name, values in s.series.items():
+    # Each series a little to the side of the example's position (a dodge), so that equal values do not hide
+    # each other's markers: certified left, exact in the middle, estimates right.
+    k_series = len(s.series)
+    for j, (name, values) in enumerate(s.series.items()):
+        idx = [i + (j - (k_series - 1) / 2) * min(0.6 / max(k_series - 1, 1), 0.2) for i in range(len(s.order))]
         kind = s.kind[name]
         style = dict(SANDWICH_STYLE[kind])
         if kind == "exact":
