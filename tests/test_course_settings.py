@@ -109,3 +109,12 @@ def test_cifar10_data_falls_back_to_the_stand_in_outside_the_paper_profile_only(
     assert splits.train.name == "cifar10/train" and "required by this profile" in why
     with pytest.raises(ValueError, match="data must be 'auto', 'cifar10' or 'standin', got 'imagenet'"):
         course.settings("smoke", "06", device="cpu").cifar10("imagenet")
+
+
+def test_every_notebook_says_its_expected_run_time_in_every_profile():
+    from mma_edu.course.settings import EXPECTED
+
+    assert set(EXPECTED) == set(TABLES) and all(set(v) == {"smoke", "laptop", "paper"} for v in EXPECTED.values())
+    line = course.settings("laptop", "03").expected
+    assert line.startswith("notebook 03, profile 'laptop': expected run time about 1 min") and "busy" in line
+    assert "busy" not in course.settings("smoke", "03").expected

@@ -221,6 +221,8 @@ def test_margin_sandwich_hover_has_all_three_values_and_the_gaps():
     ax = plots.plot_margin_sandwich(cert, exact, est, solved=solved, max_eps=0.1)
     for t, line in zip(fig.data, ax.get_lines()):
         assert list(line.get_ydata()) == pytest.approx(list(t.y))  # the twin draws the same points
+    xs = [tuple(line.get_xdata()) for line in ax.get_lines()[:5]]
+    assert len(set(xs)) == 5 and all(abs(x[k] - k) < 0.5 for x in xs for k in range(4))  # dodged, not stacked
     for k, (i, c, e, a, below, above) in enumerate(fig.data[0].customdata):
         assert i == order[k] and c == pytest.approx(float(exact[i]) - 0.01)  # the best (largest) certified bound
         assert e == pytest.approx(min(float(exact[i]), 0.1)) and a == pytest.approx(float(exact[i]) + 0.001)
@@ -320,3 +322,49 @@ def test_decision_boundary_figure_hovers_points_and_draws_balls_to_scale():
     assert (img == plots.data.region_image(probs.argmax(-1))).all()
     plots.plot_decision_boundaries({"A": (model, margins), "B": (model, None)}, x, y, norm="l2", resolution=40)
     plt.close("all")
+
+
+def test_tradeoff_twins_draw_one_curve_per_method_sorted_by_size():
+    from types import SimpleNamespace as P
+
+    points = [P(method="pgd", size=0.5, clean=0.90, avg_rob_acc=0.75), P(method="pgd", size=0.1, clean=1.0,
+              avg_rob_acc=0.53), P(method="mma", size=0.3, clean=1.0, avg_rob_acc=0.59),
+              P(method="mma", size=0.7, clean=0.92, avg_rob_acc=0.76)]
+    fig = interactive.tradeoff_figure(points)
+    assert [t.name for t in fig.data] == ["PGD-AT (ε sweep)", "MMA (d_max sweep)"]
+    pgd, mma = fig.data
+    assert list(pgd.x) == pytest.approx([100.0, 90.0]) and list(pgd.y) == pytest.approx([53.0, 75.0])
+    assert list(pgd.customdata) == [0.1, 0.5] and list(mma.text) == ["0.3", "0.7"]
+    assert "d_max" in mma.hovertemplate and "ε" in pgd.hovertemplate
+    ax = plots.plot_tradeoff(points)
+    for t, line in zip(fig.data, ax.get_lines()):
+        assert list(line.get_xdata()) == pytest.approx(list(t.x)) and list(line.get_ydata()) == pytest.approx(list(t.y))
+        assert line.get_color() == t.line.color
+    assert pgd.line.color != mma.line.color
+    assert ax.get_xlabel() == "clean accuracy (%)" and ax.get_ylabel() == "AvgRobAcc (%)"
+    plt.close("all")
+    with pytest.raises(ValueError, match="points must hold"):
+        plots.plot_tradeoff([])
+
+
+def test_margin_histograms_draw_d_max_where_given():
+    margins = {"standard": torch.tensor([0.01, 0.02]), "MMA": torch.tensor([0.1, 0.126, 0.126])}
+    ax = plots.plot_margin_histograms(margins, max_eps=0.25, d_max={"MMA": 0.125})
+    lines = ax.get_lines()
+    assert len(lines) == 1 and lines[0].get_xdata()[0] == 0.125 and lines[0].get_color() == plots.method_color("MMA")
+    assert len(plots.plot_margin_histograms(margins, max_eps=0.25).get_lines()) == 0
+    plt.close("all")
+
+
+def test_pixels_holding_counts_where_a_perturbation_lives_and_plot_deltas_titles_it():
+    spread = torch.full((1, 4, 4), 0.25)  # 16 equal pixels: 90% of the squared length needs 15 of them
+    sharp = torch.zeros(1, 4, 4)
+    sharp[0, 0, 0] = 1.0
+    assert plots.pixels_holding(spread) == 15 and plots.pixels_holding(sharp) == 1
+    assert plots.pixels_holding(torch.zeros(1, 4, 4)) == 0
+    with pytest.raises(ValueError, match="share must be in"):
+        plots.pixels_holding(spread, share=0)
+    fig = plots.plot_deltas(torch.zeros(1, 4, 4), {"AN-PGD": spread, "FMN": sharp})
+    titles = [ax.get_title() for ax in fig.axes[:3]]
+    assert "in 15 pixels" in titles[1] and "‖δ‖₂ = 1.00" in titles[1] and "in 1 pixels" in titles[2]
+    plt.close(fig)

@@ -299,3 +299,46 @@ def test_explorers_say_how_to_make_them_live_and_the_trainer_asks_for_train():
     assert "press Train" in m.status.value and pic(m) == shown
     m.update()
     assert "press Train" not in m.status.value and pic(m) != shown
+
+
+def test_over_perturbation_figure_rings_over_perturbed_points_in_black_and_draws_few_balls(moons_net):
+    from mma_edu.plots import CLASS_COLORS
+    from mma_edu.widgets import over_perturbation_figure
+
+    model, data = moons_net
+    m = estimate_margins(model, data.x, data.y, norm="l2", max_eps=1.5, clip=None, refine=0).margin
+    fig = over_perturbation_figure(model, data.x, data.y, m, 0.3, norm="l2", marked=5)
+    ax = fig.axes[0]
+    rings = [c for c in ax.collections if c.get_label().startswith("over-perturbed")]
+    assert len(rings) == 1 and len(rings[0].get_offsets()) == int((m < 0.3).sum()) > 0
+    balls = [ln for ln in ax.get_lines() if len(ln.get_xdata()) > 2]
+    assert len(balls) == 5  # only the marked points' balls, not one per point
+    assert not {ln.get_color() for ln in balls} & set(CLASS_COLORS)  # no class colour means "over-perturbed"
+
+
+
+def test_dashboard_keeps_accuracy_and_margin_on_separate_axes_and_draws_d_max():
+    d = TrainingDashboard(every=2, min_interval=0.0, d_max=0.3)
+    _events(d)
+    fig = d.figure()
+    acc_ax, margin_ax, hist_ax = fig.axes[1], fig.axes[2], fig.axes[3]
+    assert [ln.get_ydata()[0] for ln in acc_ax.get_lines()] == [0.8] and acc_ax.get_ylim() == (0, 1.02)
+    assert margin_ax.get_lines()[0].get_ydata()[0] == 0.1  # the margin curve, alone on its own axis
+    verticals = sorted(ln.get_xdata()[0] for ln in hist_ax.get_lines())
+    assert verticals == pytest.approx([0.3, 0.315])  # d_max and maxeps = 1.05·d_max
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+def test_anpgd_step_through_shows_its_sequence_without_the_slider(moons_net):
+    model, data = moons_net
+    s = ANPGDStepThrough(model, data.x[:1], data.y[:1], eps_init=0.1, norm="l2", max_eps=1.0, steps=5,
+                         search_steps=8)
+    fig = s.sequence_figure()
+    assert [ax.get_title() for ax in fig.axes] == [f"AN-PGD step {k} of {s.total}" for k in (1, 6, 8, s.total)]
+    with pytest.raises(ValueError, match=r"steps must be step numbers in \[1, 15\]"):
+        s.sequence_figure((0, 3))
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)

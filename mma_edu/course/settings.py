@@ -44,10 +44,16 @@ TABLES: dict[str, dict[str, dict[str, Any]]] = {
         "laptop": dict(n_points=16, n_train=150, epochs=150, h=1e-3),
         "paper":  dict(n_points=40, n_train=300, epochs=300, h=1e-3),
     },
+    # 03: sweep_eps / sweep_dmax are the sweep's PGD-AT ε and MMA d_max (the notebook's own eps_small, eps_large
+    # and d_max join them, reused); sweep_radii the ε AvgRobAcc averages over.
     "03": {
-        "smoke":  dict(n=100, epochs=60),
-        "laptop": dict(n=200, epochs=150),
-        "paper":  dict(n=400, epochs=300),
+        "smoke":  dict(n=100, epochs=60, sweep_eps=(0.1, 0.3, 0.5), sweep_dmax=(0.3, 0.5, 0.7),
+                       sweep_radii=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6)),
+        "laptop": dict(n=200, epochs=150, sweep_eps=(0.1, 0.3, 0.5, 0.7), sweep_dmax=(0.3, 0.5, 0.7, 0.9),
+                       sweep_radii=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6)),
+        "paper":  dict(n=400, epochs=300, sweep_eps=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7),
+                       sweep_dmax=(0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
+                       sweep_radii=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6)),
     },
     "04": {
         "smoke":  dict(n=80,  epochs=60,  n_linear=150, resolution=0.01),
@@ -99,9 +105,32 @@ DRY_CAPS: dict[str, dict[str, str]] = {
 # Notebooks whose models are tiny: one CPU thread runs them fastest (measured in a Jupyter kernel: 3.6 s instead
 # of 33 s for one zoo measurement at two threads, which spend their time waiting on each other) and keeps
 # timings steady beside other programs. None: in every profile; else the profiles it applies to.
-ONE_THREAD: dict[str, tuple[str, ...] | None] = {"05": ("smoke", "laptop"), "07": ("smoke", "laptop"), "08": None}
+# The 2-D toys (01-04: MLPs of a few hundred weights) likewise in every profile: on a busy machine, two threads
+# slowed 03 from 22 s to 712 s (issue 25), one thread 1.6-2.4x at most.
+# 06's WideResNet-10-1 (smoke, laptop) too: one MMA step (batch 64, 5 attack steps) took 0.29-0.33 s on one thread
+# and 1.06-1.22 s on two, measured side by side with the machine busy (load 5 on 2 cores, 2026-12-02) — busy is
+# the case the 5-minute budget must hold in. The paper profile (a GPU) is left alone.
+ONE_THREAD: dict[str, tuple[str, ...] | None] = {"01": None, "02": None, "03": None, "04": None,
+                                                 "05": ("smoke", "laptop"), "06": ("smoke", "laptop"),
+                                                 "07": ("smoke", "laptop"), "08": None}
 
 NOTEBOOKS = tuple(TABLES)
+
+# What each notebook takes, printed at its top (cfg.expected). Laptop: `make tour` on a quiet 2-core x86-64 CPU
+# without GPU (README), rounded up; 03, 06 and 07 re-timed after issue 25 (README, pacing); on a busy machine the
+# one-thread notebooks slowed 1.6-2.4x (issue 25).
+# Smoke: the tests (< 1 min each). Paper: the paper's settings.
+EXPECTED: dict[str, dict[str, str]] = {
+    "01": {"smoke": "under 1 min", "laptop": "about 10 s", "paper": "about 1 min"},
+    "02": {"smoke": "under 1 min", "laptop": "about 10 s", "paper": "about 1 min"},
+    "03": {"smoke": "under 1 min", "laptop": "about 1 min", "paper": "a few minutes"},
+    "04": {"smoke": "under 1 min", "laptop": "about 10 s", "paper": "about 1 min"},
+    "05": {"smoke": "under 1 min", "laptop": "about 2 min", "paper": "hours on a GPU (four runs of 100,000 steps)"},
+    "06": {"smoke": "under 1 min", "laptop": "2-4 min (stand-in: 136 s, 233 s on a busy machine), more on real CIFAR10",
+           "paper": "days on a GPU (50,000 steps of a WideResNet-28-4)"},
+    "07": {"smoke": "under 1 min", "laptop": "about 3 min (196 s measured on a busy machine)", "paper": "an hour or more on a CPU, minutes on a GPU"},
+    "08": {"smoke": "under 1 min", "laptop": "about 3 min", "paper": "an hour or more (MILPs of up to 10 min each)"},
+}
 
 
 def _notebook_key(notebook: Any) -> str:
@@ -150,6 +179,12 @@ class Settings(Mapping):
                                  f"{list(self._values)}") from None
 
     # Lengths that come from a preset rather than the table (05 trains four presets).
+    @property
+    def expected(self) -> str:
+        """One line: how long this notebook takes in this profile (:data:`EXPECTED`), for its first cell."""
+        busy = " (quiet 2-core CPU; allow up to 2.5x on a busy machine)" if self.profile == "laptop" else ""
+        return f"notebook {self.notebook}, profile {self.profile!r}: expected run time {EXPECTED[self.notebook][self.profile]}{busy}"
+
     def steps_of(self, total: int) -> int:
         """A run's number of training steps: ``total``, or the dry run's cap."""
         return total if self.dry_run is None else self.dry_run.train_steps(total)
@@ -237,8 +272,8 @@ def settings(profile: str, notebook: str | int, *, dry_run: Any = False, device:
             the fast profiles are already short. In a dry run the notebook's claims (``course.check``)
             are shown and recorded but not judged: a model trained for two steps is not expected to hold them.
         device: "auto" (CUDA, then MPS, then the CPU), "cpu", "cuda", ...: ``cfg.device``.
-        threads: set one CPU thread where the notebook's models are tiny (05 and 07 outside the paper
-            profile, 08 always); False leaves torch's thread count alone.
+        threads: set one CPU thread where the notebook's models are small (the toys 01-04 and 08 always; 05,
+            06 and 07 outside the paper profile); False leaves torch's thread count alone.
         compact_figures: in a notebook, inline figures are saved as palette PNGs
             (:func:`mma_edu.plots.compact_inline`), so executed notebooks stay small; False keeps full colour.
     """

@@ -9,6 +9,7 @@ zoom, legend clicks) and every other viewer as the matplotlib twin's PNG:
 - :func:`margin_ecdf` — per-example margin distributions with hover (05, 08);
 - :func:`margin_sandwich` — certified ≤ exact ≤ AN-PGD per digit (08);
 - :func:`decision_boundaries` — 2-D toy boundaries with margin balls, zoomable (03);
+- :func:`tradeoff` — clean accuracy against AvgRobAcc over a sweep of ε and d_max (03);
 - :func:`plot_run` / :func:`training_curves` — loss, clean accuracy, median margin memory of a run (05, CLI);
 - :func:`budget_study` — AvgAcc against the training budget and the MMA − PGD-AT gap with its trend (05).
 """
@@ -20,10 +21,11 @@ from typing import Mapping, Sequence
 from . import data, interactive, static
 from .data import HISTORY_KEYS, HISTORY_LABELS, METHOD_SHADES, method_color, model_colors, read_history
 from .show import PLOTLY_MIME, Interactive, figure_json
-from .static import (CLASS_COLORS, plot_budget_study, DELTA_CMAP, MARKED, ball_outlines, boundary_grid, compact_inline, delta_image,
-                     digit_gallery, palette_png, plot_anpgd_trace, plot_decision_boundary, plot_history,
+from .static import (CLASS_COLORS, DELTA_CMAP, MARKED, ball_outlines, boundary_grid, compact_inline, delta_image,
+                     digit_gallery, palette_png, pixels_holding, plot_anpgd_trace, plot_budget_study, plot_decision_boundary,
+                     plot_deltas, plot_history,
                      plot_decision_boundaries, plot_margin_ecdf, plot_margin_histograms, plot_margin_sandwich, plot_norm_balls,
-                     plot_robust_accuracy, plot_training_curves, spread_subset)
+                     plot_robust_accuracy, plot_tradeoff, plot_training_curves, spread_subset)
 
 
 def robust_accuracy(results: Mapping[str, "object"], *, percent: bool = True, per255: bool = False,
@@ -59,6 +61,14 @@ def decision_boundaries(panels, x, y, *, norm: str = "l2", cols: int = 2, marked
                        plot_decision_boundaries(panels, x, y, norm=norm, cols=cols, marked=marked))
 
 
+def tradeoff(points, *, percent: bool = True, title: str | None = None) -> Interactive:
+    """Clean accuracy against AvgRobAcc, one curve per method through its ε or d_max sweep (points: e.g.
+    :func:`mma_edu.toy.sweep_2d`'s), interactive (:func:`.interactive.tradeoff_figure`) with
+    :func:`.static.plot_tradeoff` as fallback."""
+    return Interactive(interactive.tradeoff_figure(points, percent=percent, title=title),
+                       plot_tradeoff(points, percent=percent, title=title))
+
+
 def training_curves(history, keys: Sequence[str] = HISTORY_KEYS, *, title: str | None = None) -> Interactive:
     """A run's loss, clean accuracy and median margin memory against the step (a History or its dict)."""
     return Interactive(interactive.training_curves_figure(history, keys, title=title),
@@ -86,7 +96,7 @@ __all__ = [
     "CLASS_COLORS", "DELTA_CMAP", "HISTORY_KEYS", "HISTORY_LABELS", "Interactive", "MARKED", "METHOD_SHADES",
     "PLOTLY_MIME", "ball_outlines", "budget_study", "plot_budget_study", "boundary_grid", "decision_boundaries", "compact_inline", "data", "delta_image", "digit_gallery",
     "figure_json", "interactive", "margin_ecdf", "margin_sandwich", "method_color", "model_colors", "palette_png",
-    "plot_anpgd_trace", "plot_decision_boundaries", "plot_decision_boundary", "plot_history", "plot_margin_ecdf", "plot_margin_histograms",
-    "plot_margin_sandwich", "plot_norm_balls", "plot_robust_accuracy", "plot_run", "plot_training_curves",
-    "read_history", "robust_accuracy", "spread_subset", "static", "training_curves",
+    "pixels_holding", "plot_anpgd_trace", "plot_decision_boundaries", "plot_deltas", "plot_decision_boundary", "plot_history", "plot_margin_ecdf", "plot_margin_histograms",
+    "plot_margin_sandwich", "plot_norm_balls", "plot_robust_accuracy", "plot_run", "plot_tradeoff", "plot_training_curves",
+    "read_history", "robust_accuracy", "spread_subset", "static", "tradeoff", "training_curves",
 ]

@@ -432,3 +432,37 @@ def budget_gaps(results: dict, a: str = "mma-0.45", b: str = "pgd-0.4") -> Budge
                       per_doubling=None if trend is None else 100 * trend["per_doubling"],
                       per_doubling_se=None if trend is None else 100 * trend["per_doubling_se"],
                       crossing_steps=None if trend is None else trend["crossing_steps"], line=line)
+# Clean accuracy against AvgRobAcc: a sweep of ε (PGD-AT) and d_max (MMA)
+# ---------------------------------------------------------------------------------------------------------------
+
+@dataclass
+class TradeoffCurve:
+    """One method's sweep: a point per trained model (its ``sizes``: ε or d_max), sorted by size; accuracies in
+    percent or fractions as asked."""
+
+    method: str
+    label: str
+    color: str
+    sizes: list[float]
+    clean: list[float]
+    avg_rob_acc: list[float]
+
+
+def tradeoff_curves(points: Sequence["object"], *, percent: bool = True) -> list[TradeoffCurve]:
+    """The sweep's curves, one per method in order of first appearance. ``points``: objects with ``method``
+    ("pgd", "mma", ...), ``size``, ``clean`` and ``avg_rob_acc`` (fractions), e.g. :class:`mma_edu.toy.SweepPoint`."""
+    if not points:
+        raise ValueError("points must hold at least one sweep point (method, size, clean, avg_rob_acc)")
+    scale = 100.0 if percent else 1.0
+    groups: dict[str, list] = {}
+    for p in points:
+        groups.setdefault(p.method, []).append(p)
+    curves = []
+    for method, group in groups.items():
+        group = sorted(group, key=lambda p: p.size)
+        word = "ε" if method in ("pgd", "pgdls") else "d_max"
+        curves.append(TradeoffCurve(method=method, label=f"{method_label(method)} ({word} sweep)",
+                                    color=method_color(method_label(method)), sizes=[float(p.size) for p in group],
+                                    clean=[scale * float(p.clean) for p in group],
+                                    avg_rob_acc=[scale * float(p.avg_rob_acc) for p in group]))
+    return curves

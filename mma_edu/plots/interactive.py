@@ -21,8 +21,8 @@ from plotly.subplots import make_subplots
 from torch import Tensor
 
 from .data import (CLASS_COLORS, HISTORY_KEYS, HISTORY_LABELS, MARKED, accuracy_curves, ball_outlines,
-                   boundary_grid, budget_curves, budget_gaps, history_series, margin_ecdfs, margin_sandwich, marked_mask, method_color,
-                   method_label, region_image)
+                   boundary_grid, budget_curves, budget_gaps, history_series, margin_ecdfs, margin_sandwich, marked_mask,
+                   method_color, method_label, region_image, tradeoff_curves)
 
 DIGITS = 6  # significant digits kept in a figure's data: plenty for a hover, half the bytes of float64 repr
 
@@ -353,4 +353,26 @@ def budget_study_figure(results: dict, *, a: str = "mma-0.45", b: str = "pgd-0.4
     fig.update_yaxes(title_text="AvgAcc (%): clean and ε 0.1–0.4", row=1, col=1)
     fig.update_yaxes(title_text=f"AvgAcc {a} − {b} (points)", row=1, col=2)
     fig.update_layout(template=TEMPLATE, height=420, hovermode="closest")
+# ---------------------------------------------------------------------------------------------------------------
+# Clean accuracy against AvgRobAcc (notebook 03's sweep)
+# ---------------------------------------------------------------------------------------------------------------
+
+def tradeoff_figure(points, *, percent: bool = True, title: str | None = None) -> go.Figure:
+    """Clean accuracy against AvgRobAcc, one trace per method (named by its label, e.g. "MMA (d_max sweep)"),
+    each point's ``customdata`` its size (hover: ε or d_max, both accuracies); twin of
+    :func:`~mma_edu.plots.static.plot_tradeoff`."""
+    unit = "%" if percent else ""
+    fig = go.Figure()
+    for c in tradeoff_curves(points, percent=percent):
+        word = "ε" if c.method in ("pgd", "pgdls") else "d_max"
+        fig.add_trace(go.Scatter(
+            x=_r(c.clean), y=_r(c.avg_rob_acc), mode="lines+markers+text", name=c.label,
+            text=[f"{s:g}" for s in c.sizes], textposition="top right", customdata=_r(c.sizes),
+            line=dict(color=c.color, width=2), marker=dict(size=8),
+            hovertemplate=(f"<b>{method_label(c.method)}</b> {word} = %{{customdata:.3g}}<br>"
+                           f"clean %{{x:.1f}}{unit}<br>AvgRobAcc %{{y:.1f}}{unit}<extra></extra>")))
+    fig.update_layout(template=TEMPLATE, height=420, hovermode="closest",
+                      title=dict(text=title or "clean accuracy against AvgRobAcc", font=dict(size=13)),
+                      xaxis=dict(title="clean accuracy" + (" (%)" if percent else "")),
+                      yaxis=dict(title="AvgRobAcc" + (" (%)" if percent else "")))
     return fig

@@ -18,7 +18,7 @@ from .. import norms
 from ..presets import eps_label
 from .data import CLASS_COLORS, MARKED, ball_outlines, boundary_grid, marked_mask, spread_subset  # noqa: F401 (re-exported)
 from .data import (HISTORY_KEYS, HISTORY_LABELS, accuracy_curves, budget_curves, budget_gaps, history_series,
-                   margin_ecdfs, margin_sandwich, method_color)
+                   margin_ecdfs, margin_sandwich, method_color, tradeoff_curves)
 
 
 
@@ -153,9 +153,30 @@ def plot_robust_accuracy(results: Mapping[str, "object"], ax=None, percent: bool
     return ax
 
 
+def plot_tradeoff(points, ax=None, *, percent: bool = True, title: str | None = None):
+    """Clean accuracy (x) against AvgRobAcc (y), one curve per method through its sweep of ε or d_max, each
+    point labelled with its size (:func:`~mma_edu.plots.data.tradeoff_curves`). Up and to the right is better:
+    a method whose curve lies above another's buys more robustness for the same clean accuracy.
+    The interactive twin is :func:`mma_edu.plots.interactive.tradeoff_figure`."""
+    ax = _ax(ax)
+    unit = " (%)" if percent else ""
+    for c in tradeoff_curves(points, percent=percent):
+        ax.plot(c.clean, c.avg_rob_acc, marker="o", color=c.color, label=c.label)
+        for s, xv, yv in zip(c.sizes, c.clean, c.avg_rob_acc):
+            ax.annotate(f"{s:g}", (xv, yv), textcoords="offset points", xytext=(4, 4), fontsize=7, color=c.color)
+    ax.set_xlabel("clean accuracy" + unit)
+    ax.set_ylabel("AvgRobAcc" + unit)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=9)
+    return ax
+
+
 def plot_margin_histograms(margins: Mapping[str, Tensor], ax=None, bins: int = 30, max_eps: float | None = None,
-                           norm: str | None = None):
-    """Overlaid histograms of per-example margins, one per model; ``norm`` names the margins' norm on the axis."""
+                           norm: str | None = None, d_max: Mapping[str, float] | None = None):
+    """Overlaid histograms of per-example margins, one per model; ``norm`` names the margins' norm on the axis;
+    ``d_max`` (model name → its MMA d_max) draws a dotted line at the hinge in the model's colour."""
     ax = _ax(ax)
     top = max_eps or max(float(m.max()) for m in margins.values())
     edges = np.linspace(0, top, bins + 1)
@@ -163,6 +184,8 @@ def plot_margin_histograms(margins: Mapping[str, Tensor], ax=None, bins: int = 3
         # In float64: a float32 margin clamped at max_eps (0.6000000238) would fall past the last edge (0.6).
         m = m.detach().cpu().double().clamp(max=top).numpy()
         ax.hist(m, bins=edges, alpha=0.45, color=method_color(name, i), label=f"{name} (median {np.median(m):.3f})")
+        if d_max and name in d_max:
+            ax.axvline(d_max[name], color=method_color(name, i), ls=":", lw=1.2, label=f"{name}: d_max {d_max[name]:.3g}")
     unit = f"{norm} " if norm else ""
     ax.set_xlabel(f"{unit}margin (length of the shortest successful perturbation found)")
     ax.set_ylabel("examples")
@@ -228,9 +251,12 @@ def plot_margin_sandwich(certified: Mapping[str, Tensor], exact: Tensor, estimat
     if ax is None:
         _, ax = plt.subplots(figsize=(8, 4))
     s = margin_sandwich(certified, exact, estimates, solved=solved, max_eps=max_eps)
-    idx = list(range(len(s.order)))
     shade = {"certified": 0, "estimate": 0}
-    for name, values in s.series.items():
+    # Each series a little to the side of the example's position (a dodge), so that equal values do not hide
+    # each other's markers: certified left, exact in the middle, estimates right.
+    k_series = len(s.series)
+    for j, (name, values) in enumerate(s.series.items()):
+        idx = [i + (j - (k_series - 1) / 2) * min(0.6 / max(k_series - 1, 1), 0.2) for i in range(len(s.order))]
         kind = s.kind[name]
         style = dict(SANDWICH_STYLE[kind])
         if kind == "exact":
@@ -314,6 +340,40 @@ def delta_image(ax, delta: Tensor, vmax: float, *, colorbar: bool = True, label:
     if colorbar:
         ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label=label)
     return im
+
+
+def pixels_holding(delta: Tensor, share: float = 0.9) -> int:
+    """How many pixels hold ``share`` of a perturbation's squared ℓ2 length (few: concentrated; many: spread)."""
+    if not 0 < share <= 1:
+        raise ValueError(f"share must be in (0, 1], got {share!r}")
+    sq = torch.sort(delta.detach().double().flatten() ** 2, descending=True).values
+    total = float(sq.sum())
+    if total == 0:
+        return 0
+    return int((torch.cumsum(sq, 0) < share * total).sum()) + 1
+
+
+def plot_deltas(x: Tensor, deltas: Mapping[str, Tensor], *, title: str | None = None):
+    """One image (C, H, W) and several perturbations δ of it (name → δ, same shape) on one colour scale, each
+    titled with its ℓ2 length and how many pixels hold 90% of its squared length (:func:`pixels_holding`): two
+    searches can reach the boundary by very different routes. Returns the figure."""
+    if not deltas:
+        raise ValueError("deltas must name at least one perturbation")
+    vmax = max(float(d.abs().max()) for d in deltas.values()) or 1.0
+    fig, axes = plt.subplots(1, len(deltas) + 1, figsize=(3.2 * (len(deltas) + 1), 3.2))
+    axes[0].imshow(x.detach().cpu()[0], cmap="gray", vmin=0, vmax=1)
+    axes[0].set_title("the digit", fontsize=9)
+    for k, (ax, (name, d)) in enumerate(zip(axes[1:], deltas.items())):
+        d = d.detach().cpu()
+        delta_image(ax, d[0], vmax, colorbar=k == len(deltas) - 1)
+        ax.set_title(f"{name}: ‖δ‖₂ = {float(d.flatten().norm()):.2f},\n90% of it in {pixels_holding(d)} pixels",
+                     fontsize=9)
+    for ax in axes:
+        ax.set_xticks([]); ax.set_yticks([])
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
 
 
 def digit_gallery(x: Tensor, x_adv: Tensor, y: Tensor, pred_adv: Tensor, margins: Tensor, *, norm: str, n: int = 8,

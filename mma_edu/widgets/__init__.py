@@ -30,7 +30,7 @@ from .anpgd import ANPGDStepThrough, anpgd_step_figure, anpgd_view_halfwidth
 from .base import DPI, png_bytes
 from .dashboard import TrainingDashboard, dashboard_figure
 from .linear import LinearMarginPlayground, linear_margin_figure, linear_margin_summary, linear_model_2d
-from .memory import MarginMemory, margin_memory_figure
+from .memory import MAXEPS_FACTOR, MarginMemory, at_maxeps, margin_memory_figure
 from .mnist import MNISTMarginExplorer, digit_figure
 from .toy2d import (METHODS_2D, MarginExplorer2D, OverPerturbationView, margin_figure_2d, method_2d,
                     over_perturbation_figure, over_perturbed, train_2d)
@@ -39,6 +39,6 @@ __all__ = [
     "ANPGDStepThrough", "DPI", "LinearMarginPlayground", "METHODS_2D", "MNISTMarginExplorer", "MarginExplorer2D",
     "MarginMemory", "OverPerturbationView", "TrainingDashboard", "anpgd_step_figure", "anpgd_view_halfwidth",
     "dashboard_figure", "digit_figure", "linear_margin_figure", "linear_margin_summary", "linear_model_2d",
-    "margin_figure_2d", "margin_memory_figure", "method_2d", "over_perturbation_figure", "over_perturbed",
+    "MAXEPS_FACTOR", "at_maxeps", "margin_figure_2d", "margin_memory_figure", "method_2d", "over_perturbation_figure", "over_perturbed",
     "png_bytes", "train_2d",
 ]

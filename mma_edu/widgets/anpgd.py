@@ -90,6 +90,25 @@ class ANPGDStepThrough(_Explorer):
                                else f"PGD at ε_prev = {self.eps_init:g}"))
         self.redraw()
 
+    def sequence_figure(self, steps: tuple[int, ...] | None = None):
+        """The run as a row of panels, for viewers without the slider (a saved notebook, a printout): by default
+        the start, the last PGD iterate, two bisection steps later, and the end. Returns the figure."""
+        n_pgd = len(self.trace["pgd"])
+        if steps is None:
+            steps = tuple(dict.fromkeys(min(k, self.total) for k in (1, n_pgd, n_pgd + 2, self.total)))
+        bad = [k for k in steps if not (isinstance(k, int) and 1 <= k <= self.total)]
+        if not steps or bad:
+            raise ValueError(f"steps must be step numbers in [1, {self.total}], got {steps!r}")
+        fig, axes = plt.subplots(1, len(steps), figsize=(4.2 * len(steps), 4.2), squeeze=False)
+        for ax, k in zip(axes[0], steps):
+            anpgd_step_figure(self.model, self.x, self.y, self.trace, norm=self.norm, eps_init=self.eps_init,
+                              step=k, halfwidth=self.halfwidth, ax=ax)
+            ax.title.set_fontsize(9)
+            if ax is not axes[0, -1]:
+                ax.get_legend().remove()
+        fig.tight_layout()
+        return fig
+
     def figure(self):
         return anpgd_step_figure(self.model, self.x, self.y, self.trace, norm=self.norm, eps_init=self.eps_init,
                                  step=self.slider.value, halfwidth=self.halfwidth)

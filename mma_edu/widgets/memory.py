@@ -13,9 +13,22 @@ from torch import Tensor
 from .base import _Explorer
 
 
-def margin_memory_figure(memory: Tensor, epoch: int, *, d_max: float | None = None, shown: int = 24, axes=None):
+# AN-PGD's search range in MMA: maxeps = 1.05·d_max (the paper, §3; MMA.hinge_factor). An example still unbroken
+# at maxeps ends the bisection there, so its remembered ε̂ is maxeps: above d_max, hence dropped by the hinge.
+MAXEPS_FACTOR = 1.05
+
+
+def at_maxeps(memory: Tensor, max_eps: float, rtol: float = 1e-3) -> Tensor:
+    """(…) bool: the entries of a margin memory that sit at ``max_eps`` (unbroken at the search's end)."""
+    return (memory.double() - max_eps).abs() <= rtol * max_eps
+
+
+def margin_memory_figure(memory: Tensor, epoch: int, *, d_max: float | None = None, max_eps: float | None = None,
+                         shown: int = 24, axes=None):
     """Each example's ε̂ over epochs (left: ``shown`` examples spread over the final ranks, and the median)
-    and the distribution at ``epoch`` (right). memory: (epochs, N), row e the memory after epoch e + 1."""
+    and the distribution at ``epoch`` (right). memory: (epochs, N), row e the memory after epoch e + 1.
+    With ``d_max``, lines at d_max and at the search's end ``max_eps`` (default 1.05·d_max), where the examples
+    AN-PGD could not break pile up."""
     if axes is None:
         fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), gridspec_kw=dict(width_ratios=[1.5, 1]))
     else:
@@ -28,8 +41,10 @@ def margin_memory_figure(memory: Tensor, epoch: int, *, d_max: float | None = No
     for r, i in enumerate(pick.tolist()):
         axes[0].plot(epochs, m[:, i].numpy(), lw=0.8, color=cmap(r / max(len(pick) - 1, 1)), alpha=0.8)
     axes[0].plot(epochs, m.median(1).values.numpy(), color="k", lw=2.2, label="median over all examples")
-    if d_max is not None:
-        axes[0].axhline(d_max, color="k", ls=":", lw=0.8, label="d_max")
+    if d_max is not None:  # AN-PGD searches up to maxeps = 1.05·d_max: an example unbroken there keeps maxeps
+        max_eps = MAXEPS_FACTOR * d_max if max_eps is None else max_eps
+        axes[0].axhline(d_max, color="k", ls=":", lw=0.8, label="d_max (the hinge)")
+        axes[0].axhline(max_eps, color="#7b4fa0", ls="--", lw=0.8, label=f"maxeps = {max_eps / d_max:.3g}·d_max")
     axes[0].axvline(epoch, color="#d62728", lw=0.8)
     axes[0].set_xlabel("epoch")
     axes[0].set_ylabel("ε̂ in memory")
@@ -39,7 +54,12 @@ def margin_memory_figure(memory: Tensor, epoch: int, *, d_max: float | None = No
     top = float(m.max()) or 1.0
     axes[1].hist(row.numpy(), bins=30, range=(0, top), color="#2a9d5c")
     axes[1].set_xlabel("ε̂")
-    axes[1].set_title(f"epoch {epoch}: median {row.median():.3f}, {(row == 0).float().mean():.0%} at 0", fontsize=9)
+    title = f"epoch {epoch}: median {row.median():.3f}, {(row == 0).float().mean():.0%} at 0"
+    if d_max is not None:
+        axes[1].axvline(d_max, color="k", ls=":", lw=0.8)
+        axes[1].axvline(max_eps, color="#7b4fa0", ls="--", lw=0.8)
+        title += f", {at_maxeps(row, max_eps).float().mean():.0%} at maxeps"
+    axes[1].set_title(title, fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -90,4 +110,5 @@ class MarginMemory(_Explorer):
             ax.text(0.5, 0.5, "waiting for the first epoch…", ha="center", va="center")
             ax.set_axis_off()
             return fig
-        return margin_memory_figure(self.memory, self.epoch.value, d_max=self.d_max)
+        return margin_memory_figure(self.memory, self.epoch.value, d_max=self.d_max,
+                                    max_eps=getattr(self.method, "max_eps", None))

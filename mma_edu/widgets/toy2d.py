@@ -10,40 +10,8 @@ from torch import Tensor, nn
 from .. import norms, plots
 from ..data import TOYS, ArrayDataset, toy_2d
 from ..margins import MarginResult, estimate_margins
-from ..models import MLP
+from ..toy import METHODS_2D, method_2d, train_2d  # noqa: F401 (re-exported: the widgets' API)
 from .base import _Explorer, _label
-
-METHODS_2D = ("standard", "pgd", "mma")
-
-
-def method_2d(method: str, size: float, norm: str):
-    """The training method of :func:`train_2d`: "standard", "pgd" (ε = size) or "mma" (d_max = size)."""
-    from ..train import MMA, PGDAT, Standard
-
-    if method not in METHODS_2D:
-        raise ValueError(f"method must be one of {METHODS_2D!r}, got {method!r}")
-    return {"standard": lambda: Standard(),
-            "pgd": lambda: PGDAT(size, norm, steps=10, clip=None),
-            "mma": lambda: MMA(size, norm, mineps=size / 10, steps=10, clip=None)}[method]()
-
-
-def train_2d(data: ArrayDataset, method, size: float, norm: str, *, epochs: int = 150, hidden: int = 32,
-             seed: int = 0, callbacks=(), model: nn.Module | None = None) -> tuple[nn.Module, object]:
-    """Train a small MLP on 2-D data with "standard", "pgd" (ε = size) or "mma" (d_max = size).
-
-    ``method`` is one of those names or a method object from :func:`method_2d` (to read its state, e.g.
-    MMA's margin memory, from a callback). Returns (model, history). Pass ``model`` to train one you hold.
-    """
-    from ..train import fit
-
-    meth = method_2d(method, size, norm) if isinstance(method, str) else method
-    torch.manual_seed(seed)
-    if model is None:
-        model = MLP(hidden=hidden, depth=2, num_classes=int(data.y.max()) + 1)
-    batch = min(50, len(data))
-    hist = fit(model, data, meth, epochs=epochs, batch_size=batch, lr=1e-2, progress=False, device="cpu", seed=seed,
-               callbacks=callbacks)
-    return model, hist
 
 
 def margin_figure_2d(model: nn.Module, data: ArrayDataset, margins: MarginResult, *, norm: str, title: str,
@@ -117,23 +85,33 @@ def over_perturbed(margins: Tensor, eps: float) -> Tensor:
 
 
 def over_perturbation_figure(model: nn.Module, x: Tensor, y: Tensor, margins: Tensor, eps: float, *, norm: str,
-                             name: str = "", ax=None):
-    """Decision regions and every point's ε-ball: red where it crosses the boundary (margin < ε)."""
+                             name: str = "", ax=None, marked: int | None = plots.MARKED):
+    """Decision regions; every over-perturbed point (margin < ε) ringed in black; the ε-balls of ``marked``
+    points spread over the data (None: all), solid black where the ball crosses the boundary, dashed grey where
+    it does not. Black, not red: red is a class colour (:data:`~mma_edu.plots.CLASS_COLORS`)."""
     fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(5.5, 5))
+    x = x.detach().cpu()
     plots.plot_decision_boundary(model, x, y, ax=ax)
-    over = over_perturbed(margins, eps)
-    balls = plots.ball_outlines(x.detach().cpu(), torch.full((len(x),), float(eps)), norm, n=48)
-    for ball, bad in zip(balls, over.tolist()):
-        ax.plot(ball[:, 0], ball[:, 1], lw=0.9 if bad else 0.5, color="#d62728" if bad else "0.55",
-                alpha=0.9 if bad else 0.5)
+    over = over_perturbed(margins.cpu(), eps)
+    ax.scatter(x[over, 0], x[over, 1], s=42, facecolor="none", edgecolor="k", linewidth=1.1, zorder=4,
+               label=f"over-perturbed: margin < ε ({int(over.sum())} of {len(x)})")
+    shown = plots.data.marked_mask(x, marked)
+    idx = shown.nonzero().reshape(-1)
+    balls = plots.ball_outlines(x[idx], torch.full((len(idx),), float(eps)), norm, n=48)
+    for ball, bad in zip(balls, over[idx].tolist()):
+        ax.plot(ball[:, 0], ball[:, 1], lw=1.0 if bad else 0.8, color="k" if bad else "0.45",
+                ls="-" if bad else "--", alpha=0.9 if bad else 0.7, zorder=3)
+    ax.plot([], [], color="k", lw=1.0, label=f"ε-ball crossing the boundary ({len(idx)} balls drawn)")
+    ax.plot([], [], color="0.45", lw=0.8, ls="--", label="ε-ball inside its class")
+    ax.legend(fontsize=7, loc="upper right", framealpha=0.8)
     frac = float(over.float().mean())
     ax.set_title(f"{name + ': ' if name else ''}ε = {eps:.2f} ({norm}): {frac:.0%} of the points over-perturbed "
-                 "(red: margin < ε)", fontsize=9)
+                 "(ringed: margin < ε)", fontsize=9)
     return fig
 
 
 class OverPerturbationView(_Explorer):
-    """Slide a PGD-AT ε over trained 2-D nets: red ε-balls cross the decision boundary (margin < ε).
+    """Slide a PGD-AT ε over trained 2-D nets: ringed points have ε-balls that cross the boundary (margin < ε).
 
     ``models`` maps a name to (model, margins (N,)) on the same points x, y; nothing is retrained, so
     the view follows the slider at once.
