@@ -246,7 +246,9 @@ def run_one(run: StudyRun, runs_dir: str | os.PathLike = RUNS_DIR, progress: boo
         "best_val_margin": best_rec.get("val_margin"),
         "val_curve": [{"step": e["step"], "val_acc": e.get("val_acc"), "val_margin": e.get("val_margin")}
                       for e in epochs],
-        "train_seconds": round(seconds, 1),
+        # the run's own training time, summed over its epochs (a resumed run's earlier attempts included)
+        "train_seconds": round(sum(e.get("seconds", 0.0) for e in epochs if not e.get("partial")), 1),
+        "train_seconds_this_call": round(seconds, 1),
         "resumed": resume,
         "eval_seconds": round(time.perf_counter() - t1, 1),
         "code_version": code_version(),
