@@ -17,7 +17,7 @@ BROWSER_PYTEST := OMP_NUM_THREADS=1 $(PY) -m pytest --browser tests/browser
 BROWSER_SELECT ?=
 CHROMIUM := $(or $(MMA_EDU_CHROMIUM),$(shell command -v chromium || command -v chromium-browser || command -v google-chrome))
 
-.PHONY: lab test test-browser test-grading book app tour bench zoo zoo-l2 budget-study student assignments venv clean
+.PHONY: lab test test-paper test-browser test-grading book app tour bench zoo zoo-l2 budget-study student assignments venv clean
 
 venv: $(STAMP)
 
@@ -34,18 +34,24 @@ lab: $(STAMP)
 	$(KERNEL_INSTALL) >/dev/null
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(LAB_SETTINGS) $(ROOT_FLAG) $(LAB_ARGS)
 
-# The whole suite, then the quick part of the browser suite (about 30 s) when a Chromium is found.
-# Tests run on one torch thread each (the models are tiny: threads wait on each other) and in as many pytest
-# workers as there are cores (pytest-xdist), one test file per worker (module fixtures built once).
+# The whole suite but the paper path (make test-paper), then the quick part of the browser suite (about 40 s)
+# when a Chromium is found. Tests run on one torch thread each (the models are tiny: threads wait on each other)
+# and in as many pytest workers as there are cores (pytest-xdist), one test file per worker.
 TEST_WORKERS ?= auto
 test: $(STAMP)
-	OMP_NUM_THREADS=1 $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
+	OMP_NUM_THREADS=1 $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not paper_path"
 ifneq ($(CHROMIUM),)
 	$(BROWSER_PYTEST) -m quick
 else
 	@echo "make test: SKIPPED the browser tests (tests/browser): no Chromium found." \
 	      "Install one (apt-get install chromium) and run make test-browser."
 endif
+
+# The paper path as dry runs (tests/test_paper_path.py, marker paper_path): notebooks 05-07 in the paper profile
+# on fixture datasets and every paper preset through `mma-edu train --dry-run`; about 2.5 min, so apart from
+# make test; .ci/run calls it.
+test-paper: $(STAMP)
+	OMP_NUM_THREADS=1 $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m paper_path tests/test_paper_path.py
 
 # The whole browser suite: every widget notebook in JupyterLab, the course site, the Voilà app.
 # BROWSER_SELECT narrows it, e.g. BROWSER_SELECT='-m "not quick"' (what .ci/run adds after make test).

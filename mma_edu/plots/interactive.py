@@ -353,6 +353,9 @@ def budget_study_figure(results: dict, *, a: str = "mma-0.45", b: str = "pgd-0.4
     fig.update_yaxes(title_text="AvgAcc (%): clean and ε 0.1–0.4", row=1, col=1)
     fig.update_yaxes(title_text=f"AvgAcc {a} − {b} (points)", row=1, col=2)
     fig.update_layout(template=TEMPLATE, height=420, hovermode="closest")
+    return fig
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Clean accuracy against AvgRobAcc (notebook 03's sweep)
 # ---------------------------------------------------------------------------------------------------------------
