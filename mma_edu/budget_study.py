@@ -343,6 +343,15 @@ def gap_table(data: dict | None = None, a: str = "mma-0.45", b: str = "pgd-0.4")
     return rows
 
 
+def gap_change(data: dict, steps_from: int, steps_to: int, a: str = "mma-0.45", b: str = "pgd-0.4"):
+    """Did the gap ``a`` − ``b`` close between two budgets? The paired per-digit change of the gap (each digit's
+    score difference at ``steps_to`` minus at ``steps_from``, same 500 digits) as a
+    :class:`~mma_edu.verdicts.Verdict`: "holds" when the gap rose beyond the noise."""
+    runs = data["runs"]
+    d = {s: per_digit_score(runs[f"{a}@{s}"]) - per_digit_score(runs[f"{b}@{s}"]) for s in (steps_from, steps_to)}
+    return paired_mean_difference(d[steps_to], d[steps_from])
+
+
 def gap_trend(rows: Sequence[dict]) -> dict:
     """Least-squares line through the gaps against log2(steps), weighted by their intervals: the change per
     doubling of the budget, and the budget where the line crosses 0 (None if the gap is not closing)."""
@@ -383,6 +392,10 @@ def table(data: dict | None = None) -> str:
         for g in gaps:
             rows.append(f"  {g['steps']:>6} steps: {100 * g['gap']:+6.1f}  [{100 * g['low']:+.1f}, {100 * g['high']:+.1f}]"
                         f"  MMA better: {g['verdict']}")
+        for g0, g1 in zip(gaps, gaps[1:]):
+            v = gap_change(data, g0["steps"], g1["steps"])
+            rows.append(f"  {g0['steps']:>6} -> {g1['steps']:>6}: the gap changed by {100 * v.difference:+.1f} points "
+                        f"[{100 * v.low:+.1f}, {100 * v.high:+.1f}]; closed: {v.verdict}")
         if len(gaps) >= 2:
             t = gap_trend(gaps)
             cross = "not closing" if t["crossing_steps"] is None else f"crosses 0 near {t['crossing_steps']:,.0f} steps"

@@ -123,3 +123,17 @@ def test_shipped_results_are_consistent():
         curve = [ev["clean"]] + [ev["robust"][f"{x:g}"] for x in bs.PAPER_EPS + bs.EXTRA_EPS]
         assert all(b <= a for a, b in zip(curve, curve[1:])), (key, curve)
         assert 0 < e["best_step"] <= e["steps"] and e["train_seconds"] > 0
+
+
+def test_gap_change_is_the_paired_change_of_the_per_digit_gap():
+    cols = ["correct"] + [f"robust_{e:g}" for e in bs.PAPER_EPS + bs.EXTRA_EPS]
+
+    def entry(bits_: str) -> dict:
+        return {"eval": {"per_digit": {c: bits_ for c in cols}}}
+
+    # At 1,600 steps MMA is right on 2 of 4 digits and PGD-AT on all 4; at 3,200 both on all 4: the gap closed by 0.5.
+    data = {"runs": {"mma-0.45@1600": entry("1100"), "pgd-0.4@1600": entry("1111"),
+                     "mma-0.45@3200": entry("1111"), "pgd-0.4@3200": entry("1111")}}
+    v = bs.gap_change(data, 1600, 3200)
+    assert v.difference == pytest.approx(0.5) and v.low < 0.5 < v.high
+    assert bs.gap_change(data, 3200, 1600).difference == pytest.approx(-0.5)
