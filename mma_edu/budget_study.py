@@ -330,13 +330,20 @@ def paired_gap(a: dict, b: dict) -> tuple[float, float, float]:
 
 def gap_table(data: dict | None = None, a: str = "mma-0.45", b: str = "pgd-0.4") -> list[dict]:
     """One row per budget where both ``a`` and ``b`` (seed 0, default settings) are done: their AvgAcc and the
-    paired gap a − b with its interval."""
+    paired gap a − b with its interval. Raises :class:`~mma_edu.claims.NotTrained` if either run of a budget
+    failed to train (clean accuracy or one class for many digits, as the zoo's claims require)."""
+    from .claims import NotTrained, collapsed
+
     runs = (load_results() if data is None else data)["runs"]
     rows = []
     for steps in sorted({e["steps"] for e in runs.values()}):
         ea, eb = runs.get(f"{a}@{steps}"), runs.get(f"{b}@{steps}")
         if ea is None or eb is None:
             continue
+        # A run that failed to train would make the gap say nothing about the method (claims.collapsed).
+        bad = [m for e in (ea, eb) for m in collapsed(e["key"], e["eval"]["clean"], e["eval"]["top_class_fraction"])]
+        if bad:
+            raise NotTrained("no gap is judged until both runs trained:\n  " + "\n  ".join(bad))
         gap, lo, hi = paired_gap(ea, eb)
         rows.append({"steps": steps, a: ea["eval"]["avg_acc"], b: eb["eval"]["avg_acc"],
                      "gap": gap, "low": lo, "high": hi, "verdict": interval_verdict(gap, lo, hi).verdict})

@@ -17,13 +17,13 @@ from mma_edu.verdicts import bits
 
 def _entry(model: str, steps: int, p: float, seed: int) -> dict:
     g = torch.Generator().manual_seed(seed)
-    cols = {"correct": torch.rand(200, generator=g) < p}
+    cols = {"correct": torch.rand(200, generator=g) < 0.97}  # trained models (gap_table refuses collapsed ones)
     for e in bs.PAPER_EPS + bs.EXTRA_EPS:
         cols[f"robust_{e:g}"] = cols.get(f"robust_{e:g}", torch.rand(200, generator=g) < p * (1 - e))
     per_digit = {k: bits(v) for k, v in cols.items()}
     entry = {"key": f"{model}@{steps}", "model": model, "variant": "", "steps": steps,
              "eval": {"n": 200, "per_digit": per_digit, "clean": cols["correct"].double().mean().item(),
-                      "median_margin": 0.3}}
+                      "median_margin": 0.3, "top_class_fraction": 0.11}}
     entry["eval"]["avg_acc"] = bs.per_digit_score(entry).mean().item()
     return entry
 
@@ -71,3 +71,15 @@ def test_one_budget_draws_without_a_trend(results):
     one = {"format": bs.FORMAT, "runs": {k: v for k, v in results["runs"].items() if k.endswith("@1600")}}
     fig = plots.interactive.budget_study_figure(one)
     assert "trend" not in [t.name for t in fig.data] and budget_gaps(one).per_doubling is None
+
+
+def test_a_run_that_failed_to_train_stops_the_gap(results):
+    from mma_edu.claims import NotTrained
+
+    results["runs"]["pgd-0.4@3200"]["eval"]["top_class_fraction"] = 0.9  # a constant classifier
+    with pytest.raises(NotTrained, match="pgd-0.4@3200 gives 90%"):
+        budget_gaps(results)
+    results["runs"]["pgd-0.4@3200"]["eval"]["top_class_fraction"] = 0.11
+    results["runs"]["mma-0.45@1600"]["eval"]["clean"] = 0.5
+    with pytest.raises(NotTrained, match="mma-0.45@1600 did not train"):
+        bs.gap_table(results)

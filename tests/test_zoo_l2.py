@@ -87,3 +87,19 @@ def test_l2_table_stands_beside_the_papers(manifest):
         entry = manifest["standard"] if name == "standard" else manifest["models"][name]
         assert r["clean"] == pytest.approx(100 * entry["eval"]["clean"])
         assert r["median"] == pytest.approx(entry["eval"]["median_margin"], abs=1e-3)  # remeasured: rounding-slack changes
+
+
+def test_l2_claims_are_not_judged_on_a_model_that_failed_to_train(manifest):
+    import copy
+
+    from mma_edu import claims
+
+    broken = copy.deepcopy(manifest)
+    broken["models"]["l2-pgd-4"]["eval"]["top_class_fraction"] = 0.95  # a constant classifier "loses clean accuracy"
+    with pytest.raises(claims.NotTrained, match="l2-pgd-4 gives 95%"):
+        claims.l2_claims(broken)
+    n = len(broken["models"]["l2-mma-4"]["per_digit"]["correct"])
+    broken = copy.deepcopy(manifest)
+    broken["models"]["l2-mma-4"]["per_digit"]["correct"] = "0" * n
+    with pytest.raises(claims.NotTrained, match="l2-mma-4 did not train"):
+        claims.l2_claims(broken)
