@@ -195,6 +195,53 @@ def test_bisection_function():
     wrong(E.check_bisection, extra_step, match="tested 6 points")
 
 
+def test_reference_pgd_is_the_librarys_pgd():
+    """The course's written-out PGD is bit for bit the library's PGD run (zero start, CE, box [0, 1])."""
+    from mma_edu.attacks.pgd import perturb
+    from mma_edu.losses import get_loss
+
+    for seed in (0, 7):
+        model, x, y = E.pgd_problem(seed)
+        for norm, eps, alpha, steps in (("linf", 0.1, 0.05, 5), ("l2", 0.5, 0.25, 5), ("l2", 2.0, 1.0, 3)):
+            ours = E.reference_pgd(model, x, y, eps, alpha, steps, norm)
+            lib = perturb(model, x, y, torch.full((len(x),), eps), norm=norm, steps=steps,
+                          step_size=torch.full((len(x),), alpha), loss_fn=get_loss("ce"), clip=(0.0, 1.0))
+            assert torch.equal(ours, lib)
+            assert (ours - x).abs().max() > 0.5 * min(eps, 1.0)  # the attack really moved
+
+
+def test_pgd_exercise_names_typical_mistakes():
+    from mma_edu.course.exercises.nb04_anpgd import _pgd_variant
+
+    assert E.check_pgd(E.reference_pgd)
+    assert E.check_pgd(E.reference_pgd, seed=12345)  # the hidden test's randomized case
+    assert E.check_pgd(lambda *a: None) is None
+
+    def variant(**kw):
+        return lambda m, x, y, eps, a, k, norm: _pgd_variant(m, x, y, eps, a, k, norm, **kw)
+
+    wrong(E.check_pgd, variant(sign=-1.0), match="stepped down the loss")
+    wrong(E.check_pgd, variant(direction="raw"), match="raw gradient")
+    wrong(E.check_pgd, variant(frozen_gradient=True), match="reused the gradient")
+    wrong(E.check_pgd, variant(project=False), match="project δ back onto the ball")
+    wrong(E.check_pgd, variant(box=False), match="leave the image box")
+    wrong(E.check_pgd, variant(batch_norm=True), match="whole batch at once")
+    wrong(E.check_pgd, lambda m, x, y, eps, a, k, norm: E.reference_pgd(m, x, y, eps, a, k + 1, norm),
+          match="after 4 or 6 steps, not 5")
+    wrong(E.check_pgd, variant(direction="linf"), match="ℓ∞ direction .* for an ℓ2 attack")
+    wrong(E.check_pgd, lambda m, x, y, eps, a, k, norm: x, match="example 0 ends at another point")
+
+    def hard_coded(m, x, y, eps, a, k, norm, answer={}):
+        # the visible case's answers, memorized: fine there, caught by the hidden case
+        return answer.setdefault((norm, eps), E.reference_pgd(m, x, y, eps, a, k, norm))
+
+    assert E.check_pgd(hard_coded)
+    with pytest.raises(ExerciseError):
+        E.check_pgd(lambda m, x, y, eps, a, k, norm, c=E.pgd_problem(0):
+                    E.reference_pgd(c[0], c[1], c[2], 0.1 if norm == "linf" else 0.5, 0.05 if norm == "linf" else 0.25,
+                                    5, norm), seed=99)
+
+
 # ------------------------------------------------------------------ 05
 def test_s_plus():
     assert E.check_s_plus([True, False, False, True])

@@ -38,7 +38,10 @@ def test_every_notebook_has_graded_exercises_at_the_three_levels():
         assert len(nb.autograded) >= 2 and nb.written, nb.notebook
         assert {e.level for e in nb.autograded} | {w.level for w in nb.written} == set(LEVELS), nb.notebook
         assert all(e.points > 0 and callable(getattr(E, e.check)) for e in nb.autograded)
-        assert nb.points == 10, (nb.notebook, nb.points)  # warm-up 2, core 3 + hidden 2, written 3
+        # warm-up 2, each core 3 + hidden 2 (04 has two: the bisection and PGD), written 3
+        assert [e.total for e in nb.autograded if e.level == "warm-up"] == [2], nb.notebook
+        assert all(e.total == 5 and e.hidden for e in nb.autograded if e.level == "core"), nb.notebook
+        assert nb.points == 5 + 5 * sum(e.level == "core" for e in nb.autograded), (nb.notebook, nb.points)
 
 
 def test_readme_table_is_the_generated_one():
@@ -121,7 +124,7 @@ def test_the_graded_test_cells_run_against_the_reference_solutions():
 
 def test_mark_errors_name_the_mismatch():
     nb = json.loads((ROOT / "notebooks" / "01_margins.ipynb").read_text())
-    with pytest.raises(M.MarkError, match=r"grades \['check_bisection', 'check_bisection_by_hand'\]"):
+    with pytest.raises(M.MarkError, match=r"grades \['check_bisection', 'check_bisection_by_hand', 'check_pgd'\]"):
         M.mark_notebook(nb, "04")
     with pytest.raises(M.MarkError, match="number must be one of"):
         M.mark_notebook(nb, "09")

@@ -113,9 +113,13 @@ EXERCISES: dict[str, NotebookExercises] = {e.notebook: e for e in (
                    "last midpoint reported) on five rays",
                    hidden="exercises.graded(exercises.check_bisection(my_bisection, seed=exercises.hidden_seed()))",
                    hidden_points=2),
+        Autograded("check_pgd", "core", 3, "PGD written out (zero start, steepest ascent of the norm, projection "
+                   "onto the ball, clamp into [0, 1]) step for step against the library's, ℓ∞ and ℓ2",
+                   hidden="exercises.graded(exercises.check_pgd(my_pgd, seed=exercises.hidden_seed()))",
+                   hidden_points=2),
     ), (
         Written("04-scaling", "stretch", 3,
-                "Exercise 3: why AN-PGD divides by ε_prev and not by ‖x_adv − x‖, what happens to examples PGD "
+                "Exercise 4: why AN-PGD divides by ε_prev and not by ‖x_adv − x‖, what happens to examples PGD "
                 "cannot break, and which norm gives tighter one-round estimates.",
                 "1 point: the point at scale ε_prev is the PGD point (its loss is already known) and ‖u‖ ≤ 1. "
                 "1 point: unbroken examples end near max_eps = 1.05·d_max, past the hinge. 1 point: ℓ∞, whose "

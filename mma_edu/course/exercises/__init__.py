@@ -34,7 +34,8 @@ from ._common import ExerciseError, graded, hidden_seed
 from .nb01_margins import check_hand_margins, check_linear_margins, random_linear_problem
 from .nb02_margin_gradients import S_LOGITS, check_losses_by_hand, check_margin_gradient
 from .nb03_mma_loss import MMA_BATCH, check_mma_loss, check_mma_loss_by_hand, mma_objective
-from .nb04_anpgd import BISECTION_EXAMPLE, check_bisection, check_bisection_by_hand, reference_bisection
+from .nb04_anpgd import (BISECTION_EXAMPLE, check_bisection, check_bisection_by_hand, check_pgd, pgd_problem,
+                         reference_bisection, reference_pgd)
 from .nb05_mnist_mma import S_PLUS_LOGITS, check_over_perturbed, check_s_plus
 from .nb06_cifar10_mma import check_eps_units, check_standardization
 from .nb07_evaluation import PAPER_MNIST_MMA_ROW, check_avg_accuracies, check_robust_curve
@@ -51,7 +52,7 @@ __all__ = [
     # 03
     "MMA_BATCH", "mma_objective", "check_mma_loss_by_hand", "check_mma_loss",
     # 04
-    "reference_bisection", "check_bisection_by_hand", "check_bisection",
+    "reference_bisection", "check_bisection_by_hand", "check_bisection", "reference_pgd", "pgd_problem", "check_pgd",
     # 05
     "S_PLUS_LOGITS", "check_s_plus", "check_over_perturbed",
     # 06

@@ -1,4 +1,4 @@
-"""Notebook 4 (AN-PGD): the bisection on one ray, by hand and as code."""
+"""Notebook 4 (AN-PGD): the bisection on one ray, by hand and as code, and PGD itself written out."""
 
 from __future__ import annotations
 
@@ -6,7 +6,10 @@ import math
 import random
 from typing import Callable
 
-from ._common import _close, _correct, _number, _pending, _wrong
+import torch
+from torch import Tensor
+
+from ._common import _NAME, _close, _correct, _number, _pending, _wrong
 
 
 def reference_bisection(is_adversarial: Callable[[float], bool], t0: float, max_eps: float,
@@ -113,3 +116,141 @@ def check_bisection(fn: Callable | None, seed: int | None = None) -> bool | None
             _wrong(f"{case}: you return ({est:g}, {lower:g}, {upper:g}), AN-PGD ({truth[0]:g}, {truth[1]:g}, "
                    f"{truth[2]:g}). A correct point raises lower to t, a misclassified one lowers upper to t.")
     return _correct("your bisection matches AN-PGD's on 5 rays, an unbroken one (ε̂ ends near max_eps) included.")
+
+
+# ----------------------------------------------------------------------------
+# Exercise 3: PGD, the first half of AN-PGD, written out
+# ----------------------------------------------------------------------------
+
+def reference_pgd(model: Callable, x: Tensor, y: Tensor, eps: float, step_size: float, steps: int,
+                  norm: str) -> Tensor:
+    """PGD as notebook 4 asks for it: the adversarial points x + δ, (N, D) like ``x``.
+
+    Start at δ = 0 (no random start, so the answer is deterministic); ``steps`` times: the gradient g of the
+    cross-entropy summed over the batch at x + δ, a step of ``step_size`` along the steepest-ascent direction of
+    ``norm`` (ℓ∞: sign(g); ℓ2: g / ‖g‖₂ per example), δ projected back onto the ball ‖δ‖ ≤ eps, then x + δ
+    clamped into the box [0, 1]. The same arithmetic as :func:`mma_edu.attacks.pgd.perturb` with the CE loss
+    and a zero start (tested against it).
+    """
+    return _pgd_variant(model, x, y, eps, step_size, steps, norm)
+
+
+def _pgd_variant(model: Callable, x: Tensor, y: Tensor, eps: float, step_size: float, steps: int, norm: str, *,
+                 direction: str | None = None, sign: float = 1.0, project: bool = True, box: bool = True,
+                 batch_norm: bool = False, frozen_gradient: bool = False) -> Tensor:
+    """:func:`reference_pgd` with one typical mistake switched on (what :func:`check_pgd` recognizes)."""
+    direction = direction or norm
+    delta = torch.zeros_like(x)
+    frozen = None
+    for _ in range(steps):
+        if frozen_gradient and frozen is not None:
+            g = frozen
+        else:
+            d = delta.clone().requires_grad_(True)
+            with torch.enable_grad():
+                loss = torch.nn.functional.cross_entropy(model(x + d), y, reduction="sum")
+                (g,) = torch.autograd.grad(loss, d)
+            frozen = g
+        if direction == "linf":
+            step = g.sign()
+        elif direction == "l2":
+            length = g.norm() if batch_norm else g.flatten(1).norm(dim=1).view(-1, *[1] * (g.dim() - 1))
+            step = g / length.clamp_min(torch.finfo(g.dtype).tiny)
+        else:  # the raw gradient
+            step = g
+        delta = delta + sign * step_size * step
+        if project:
+            if norm == "linf":
+                delta = delta.clamp(-eps, eps)
+            else:
+                length = delta.flatten(1).norm(dim=1).view(-1, *[1] * (delta.dim() - 1))
+                delta = delta * (eps / length.clamp_min(torch.finfo(delta.dtype).tiny)).clamp(max=1.0)
+        if box:
+            delta = (x + delta).clamp(0.0, 1.0) - x
+    return (x + delta).detach()
+
+
+def pgd_problem(seed: int = 0) -> tuple[torch.nn.Module, Tensor, Tensor]:
+    """A small seeded ReLU classifier and a batch to attack: (model, x (N, 12) in [0, 1], y (N,)).
+
+    Some pixels sit at 0 or 1, so the box constraint binds, as it does on real images.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    model = torch.nn.Sequential(torch.nn.Linear(12, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.8)
+    x = torch.rand(8, 12, generator=gen)
+    x[:, :3] = (x[:, :3] > 0.5).float()  # saturated pixels
+    with torch.no_grad():
+        y = model(x).argmax(1)  # attack the model's own answers: every example starts correct
+    return model.eval(), x, y
+
+
+def check_pgd(fn: Callable | None, seed: int | None = None) -> bool | None:
+    """``fn(model, x, y, eps, step_size, steps, norm) -> x_adv``, against :func:`reference_pgd`, both norms.
+
+    Without ``seed``: the problem :func:`pgd_problem` (0) with fixed settings; with it: a random problem, radii,
+    step sizes and numbers of steps (a hidden test: a hard-coded answer fails it).
+    """
+    if fn is None:
+        return _pending("check_pgd")
+    rng = random.Random(seed)
+    model, x, y = pgd_problem(0 if seed is None else seed)
+    settings = {"linf": (0.1, 0.05, 5), "l2": (0.5, 0.25, 5)}
+    if seed is not None:
+        settings = {n: (round(e * rng.uniform(0.5, 2.0), 4), 0.0, rng.randint(2, 8)) for n, (e, _, _) in settings.items()}
+        settings = {n: (e, round(2.5 * e / k, 4), k) for n, (e, _, k) in settings.items()}
+    for norm, (eps, alpha, steps) in settings.items():
+        case = f"{_NAME[norm]}, eps {eps}, step_size {alpha}, {steps} steps"
+        out = fn(model, x.clone(), y.clone(), eps, alpha, steps, norm)
+        if out is None:
+            return _pending("check_pgd")
+        if not torch.is_tensor(out) or out.shape != x.shape:
+            _wrong(f"{case}: return the adversarial points x + δ, a tensor of shape {tuple(x.shape)}, got "
+                   f"{tuple(out.shape) if torch.is_tensor(out) else type(out).__name__}")
+        out = out.detach().to(x.dtype)
+        truth = reference_pgd(model, x, y, eps, alpha, steps, norm)
+        if torch.allclose(out, truth, rtol=1e-4, atol=1e-5):
+            continue
+        if out.min() < -1e-6 or out.max() > 1 + 1e-6:
+            _wrong(f"{case}: your points leave the image box [0, 1] (values from {out.min():.3f} to "
+                   f"{out.max():.3f}): clamp x + δ into [0, 1] after every step.")
+        length = (out - x).flatten(1).abs().amax(1) if norm == "linf" else (out - x).flatten(1).norm(dim=1)
+        if length.max() > eps * (1 + 1e-4) + 1e-6:
+            how = ("clamp every coordinate of δ to [−eps, eps]" if norm == "linf"
+                   else "rescale δ to length eps when it is longer")
+            _wrong(f"{case}: ‖δ‖ reaches {length.max():.4f} > eps = {eps}: project δ back onto the ball after "
+                   f"every step ({how}).")
+        other = "l2" if norm == "linf" else "linf"
+        variants = {
+            "you stepped down the loss: PGD climbs it, δ ← δ + step_size·direction": dict(sign=-1.0),
+            "you stepped along the raw gradient: use the steepest-ascent direction of the norm, "
+            + ("sign(g) for ℓ∞" if norm == "linf" else "g / ‖g‖₂ for ℓ2"): dict(direction="raw"),
+            f"you used the {_NAME[other]} direction ({'sign(g)' if other == 'linf' else 'g / ‖g‖₂'}) for an "
+            f"{_NAME[norm]} attack: the step must be the steepest ascent of the attack's own norm":
+                dict(direction=other),
+            "you normalized the gradient of the whole batch at once: divide each example's gradient by its own "
+            "ℓ2 norm (one row per example)": dict(batch_norm=True),
+            "you reused the gradient of the first step: recompute it at the current point x + δ every step":
+                dict(frozen_gradient=True),
+        }
+        for hint, kw in variants.items():
+            if kw.get("batch_norm") and norm != "l2":
+                continue
+            if torch.allclose(out, _pgd_variant(model, x, y, eps, alpha, steps, norm, **kw), rtol=1e-4, atol=1e-5):
+                _wrong(f"{case}: {hint}.")
+        # Sign steps can oscillate with period 2 once δ sits on the cube's faces: k − 1 and k + 1 may agree.
+        off = [k for k in (steps - 1, steps + 1)
+               if k >= 0 and torch.allclose(out, reference_pgd(model, x, y, eps, alpha, k, norm), rtol=1e-4, atol=1e-5)]
+        if off:
+            _wrong(f"{case}: your points are PGD's after {' or '.join(map(str, off))} steps, not {steps} (one step "
+                   "too many or too few): take exactly `steps` gradient steps, starting from δ = 0.")
+        i = int((~torch.isclose(out, truth, rtol=1e-4, atol=1e-5)).any(1).nonzero()[0])
+        with torch.no_grad():
+            mine = torch.nn.functional.cross_entropy(model(out[i:i + 1]), y[i:i + 1]).item()
+            ref = torch.nn.functional.cross_entropy(model(truth[i:i + 1]), y[i:i + 1]).item()
+        _wrong(f"{case}: example {i} ends at another point than PGD's (its loss {mine:.4f}, PGD's {ref:.4f}). "
+               "Start at δ = 0 (no random start), step, project onto the ball, clamp into [0, 1], repeat.")
+    return _correct("your PGD matches the library's step for step, in ℓ∞ and in ℓ2 (sign steps and a clamp to "
+                    "the cube; normalized steps and a rescale to the sphere).")
