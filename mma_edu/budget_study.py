@@ -378,6 +378,65 @@ def gap_trend(rows: Sequence[dict]) -> dict:
             "crossing_steps": crossing}
 
 
+# The alternative explanations: each variant against the run that differs from it in that one setting.
+ALTERNATIVES = (
+    (f"mma-0.45@{MID_BUDGET}+k40", f"mma-0.45@{MID_BUDGET}",
+     "MMA-0.45 with the paper's 40 AN-PGD iterations instead of 10"),
+    (f"pgd-0.4@{MID_BUDGET}+noramp", f"pgd-0.4@{MID_BUDGET}",
+     "PGD-AT 0.4 without its ε ramp (the paper's has none)"),
+)
+
+
+def alternatives(data: dict) -> list[dict]:
+    """The alternative explanations that are done: per variant, its AvgAcc and the paired AvgAcc change
+    against the default run at the same budget (same 500 digits; a verdict "holds" means the variant is
+    better beyond the noise), and both median margins. Raises :class:`~mma_edu.claims.NotTrained` if either
+    run failed to train."""
+    from .claims import NotTrained, collapsed
+
+    runs, rows = data["runs"], []
+    for key, base, what in ALTERNATIVES:
+        if key not in runs or base not in runs:
+            continue
+        ev, eb = runs[key], runs[base]
+        bad = [m for e in (ev, eb) for m in collapsed(e["key"], e["eval"]["clean"], e["eval"]["top_class_fraction"])]
+        if bad:
+            raise NotTrained("no alternative is judged until both runs trained:\n  " + "\n  ".join(bad))
+        v = paired_mean_difference(per_digit_score(ev), per_digit_score(eb))
+        rows.append({"key": key, "base": base, "what": what, "avg_acc": ev["eval"]["avg_acc"],
+                     "base_avg_acc": eb["eval"]["avg_acc"], "change": v.difference, "low": v.low, "high": v.high,
+                     "verdict": v.verdict, "median_margin": ev["eval"]["median_margin"],
+                     "base_median_margin": eb["eval"]["median_margin"],
+                     "robust_0.4": ev["eval"]["robust"]["0.4"], "base_robust_0.4": eb["eval"]["robust"]["0.4"]})
+    return rows
+
+
+def seed_gaps(data: dict, steps: int = FINAL_BUDGET, a: str = "mma-0.45", b: str = "pgd-0.4") -> dict | None:
+    """The gap ``a`` − ``b`` at ``steps`` for every seed whose pair is done (seed s of a against seed s of b),
+    with each model's AvgAcc per seed: how much of the gap a different seed moves. ``None`` below two seeds.
+
+    Returns {"seeds", "gaps", "a", "b" (AvgAcc lists), "gap_mean", "gap_spread" (max − min),
+    "digit_halfwidth" (the mean half-width of the per-seed paired intervals, the digit-sampling noise)}."""
+    runs = data["runs"]
+    seeds, gaps, halves, avg_a, avg_b = [], [], [], [], []
+    for seed in range(10):
+        tail = f"+s{seed}" if seed else ""
+        ea, eb = runs.get(f"{a}@{steps}{tail}"), runs.get(f"{b}@{steps}{tail}")
+        if ea is None or eb is None:
+            continue
+        gap, lo, hi = paired_gap(ea, eb)
+        seeds.append(seed)
+        gaps.append(gap)
+        halves.append((hi - lo) / 2)
+        avg_a.append(ea["eval"]["avg_acc"])
+        avg_b.append(eb["eval"]["avg_acc"])
+    if len(seeds) < 2:
+        return None
+    return {"steps": steps, "seeds": seeds, "gaps": gaps, a: avg_a, b: avg_b,
+            "gap_mean": sum(gaps) / len(gaps), "gap_spread": max(gaps) - min(gaps),
+            "digit_halfwidth": sum(halves) / len(halves)}
+
+
 def table(data: dict | None = None) -> str:
     """The results as plain text: one row per run (accuracies in %)."""
     data = load_results() if data is None else data
@@ -401,6 +460,16 @@ def table(data: dict | None = None) -> str:
             v = gap_change(data, g0["steps"], g1["steps"])
             rows.append(f"  {g0['steps']:>6} -> {g1['steps']:>6}: the gap changed by {100 * v.difference:+.1f} points "
                         f"[{100 * v.low:+.1f}, {100 * v.high:+.1f}]; closed: {v.verdict}")
+        spread = seed_gaps(data)
+        if spread:
+            rows.append(f"  seeds {spread['seeds']} at {spread['steps']:,} steps: gaps "
+                        + ", ".join(f"{100 * g:+.1f}" for g in spread["gaps"])
+                        + f" (spread {100 * spread['gap_spread']:.1f} points; each gap's own interval "
+                          f"±{100 * spread['digit_halfwidth']:.1f})")
+        for alt in alternatives(data):
+            rows.append(f"  {alt['what']}: AvgAcc {100 * alt['avg_acc']:.1f} against {100 * alt['base_avg_acc']:.1f}, "
+                        f"{100 * alt['change']:+.1f} [{100 * alt['low']:+.1f}, {100 * alt['high']:+.1f}]; "
+                        f"better: {alt['verdict']}")
         if len(gaps) >= 2:
             t = gap_trend(gaps)
             cross = "not closing" if t["crossing_steps"] is None else f"crosses 0 near {t['crossing_steps']:,.0f} steps"

@@ -10,6 +10,8 @@ import torch
 
 from mma_edu import budget_study as bs
 from mma_edu import zoo
+from mma_edu.claims import NotTrained
+from mma_edu.verdicts import HOLDS, UNRESOLVED
 from mma_edu.train import MMA, PGDAT
 
 
@@ -137,3 +139,39 @@ def test_gap_change_is_the_paired_change_of_the_per_digit_gap():
     v = bs.gap_change(data, 1600, 3200)
     assert v.difference == pytest.approx(0.5) and v.low < 0.5 < v.high
     assert bs.gap_change(data, 3200, 1600).difference == pytest.approx(-0.5)
+
+
+def _study_entry(key: str, score_bits: str, clean: float = 0.95) -> dict:
+    cols = ["correct"] + [f"robust_{e:g}" for e in bs.PAPER_EPS + bs.EXTRA_EPS]
+    n = len(score_bits)
+    return {"key": key, "eval": {"per_digit": {c: score_bits for c in cols}, "clean": clean,
+                                 "top_class_fraction": 0.1, "avg_acc": score_bits.count("1") / n,
+                                 "median_margin": 0.4, "robust": {"0.4": 0.5}}}
+
+
+def test_alternatives_judge_each_variant_against_its_own_default_on_the_same_digits():
+    mid = bs.MID_BUDGET
+    runs = {f"mma-0.45@{mid}": _study_entry(f"mma-0.45@{mid}", "1100" * 50),
+            f"mma-0.45@{mid}+k40": _study_entry(f"mma-0.45@{mid}+k40", "1111" * 50),   # better on 100 digits
+            f"pgd-0.4@{mid}": _study_entry(f"pgd-0.4@{mid}", "1110" * 50),
+            f"pgd-0.4@{mid}+noramp": _study_entry(f"pgd-0.4@{mid}+noramp", "1101" * 50)}  # as good, other digits
+    rows = {r["key"]: r for r in bs.alternatives({"runs": runs})}
+    k40, noramp = rows[f"mma-0.45@{mid}+k40"], rows[f"pgd-0.4@{mid}+noramp"]
+    assert k40["change"] == pytest.approx(0.5) and k40["verdict"] == HOLDS
+    assert noramp["change"] == pytest.approx(0.0) and noramp["verdict"] == UNRESOLVED
+    # a variant that collapsed is not judged
+    runs[f"pgd-0.4@{mid}+noramp"]["eval"]["clean"] = 0.11
+    with pytest.raises(NotTrained):
+        bs.alternatives({"runs": runs})
+    assert bs.alternatives({"runs": {}}) == []
+
+
+def test_seed_gaps_pair_each_seed_with_its_own_seed():
+    f = bs.FINAL_BUDGET
+    runs = {f"mma-0.45@{f}": _study_entry("a", "1100"), f"pgd-0.4@{f}": _study_entry("b", "1111"),
+            f"mma-0.45@{f}+s1": _study_entry("c", "1110"), f"pgd-0.4@{f}+s1": _study_entry("d", "1110"),
+            f"mma-0.45@{f}+s2": _study_entry("e", "1111")}  # seed 2's PGD-AT run not done: left out
+    s = bs.seed_gaps({"runs": runs})
+    assert s["seeds"] == [0, 1] and s["gaps"] == pytest.approx([-0.5, 0.0])
+    assert s["gap_spread"] == pytest.approx(0.5) and s["gap_mean"] == pytest.approx(-0.25)
+    assert bs.seed_gaps({"runs": {k: v for k, v in runs.items() if "+s1" not in k}}) is None
