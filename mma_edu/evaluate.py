@@ -148,6 +148,24 @@ def default_step_fraction(data: ArrayDataset, norm: str, steps: int, *, dataset:
     return eval_step_fraction(family, norm, steps) if family is not None else STEP_SCALE / steps
 
 
+def check_attack_args(data: ArrayDataset, norm: str, eps_list: Sequence[float], restarts: int,
+                      losses: Sequence[str], steps: int, batch_size: int, step_fraction: float | None, *,
+                      dataset: str | None = None) -> tuple[list[float], list[str], float]:
+    """The checks every fixed-ε PGD evaluation makes before any work (whitebox here, transfer in
+    :mod:`mma_edu.transfer`): returns (the ε list, the per-restart losses, the step fraction, its default
+    filled in), or raises ValueError naming the bad argument."""
+    norms.check_norm(norm)
+    check_dataset(data)
+    eps = _check_eps_list(eps_list)
+    plan = restart_plan(restarts, losses)
+    check_count(steps, "steps", 1)
+    check_count(batch_size, "batch_size", 1)
+    if step_fraction is None:
+        step_fraction = default_step_fraction(data, norm, steps, dataset=dataset)
+    check_positive(step_fraction, "step_fraction")
+    return eps, plan, step_fraction
+
+
 def robust_accuracy(
     model: nn.Module,
     data: ArrayDataset,
@@ -196,15 +214,8 @@ def robust_accuracy(
         :class:`RobustAccuracy` with per-ε accuracy, AvgRobAcc, AvgAcc and the
         per-example robust matrix (N, len(eps_list)).
     """
-    norms.check_norm(norm)
-    check_dataset(data)
-    eps = _check_eps_list(eps_list)
-    plan = restart_plan(restarts, losses)
-    check_count(steps, "steps", 1)
-    check_count(batch_size, "batch_size", 1)
-    if step_fraction is None:
-        step_fraction = default_step_fraction(data, norm, steps, dataset=dataset)
-    check_positive(step_fraction, "step_fraction")
+    eps, plan, step_fraction = check_attack_args(data, norm, eps_list, restarts, losses, steps, batch_size,
+                                                 step_fraction, dataset=dataset)
     dist = as_dist(dist)
     dev = dist.resolve_device(device)
     model.to(dev)

@@ -15,11 +15,10 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from . import norms
 from .attacks import pgd_with_margin
-from .attacks._common import Clip, check_count, check_dataset
+from .attacks._common import Clip
 from .data import ArrayDataset
-from .evaluate import RobustAccuracy, _check_eps_list, default_step_fraction, restart_plan
+from .evaluate import RobustAccuracy, check_attack_args
 from .losses import is_correct
 
 
@@ -43,14 +42,8 @@ def transfer_accuracy(source: nn.Module, target: nn.Module, data: ArrayDataset, 
 
     Returns a :class:`~mma_edu.evaluate.RobustAccuracy` of the target; its ``protocol`` says "transfer".
     """
-    norms.check_norm(norm)
-    check_dataset(data)
-    eps = _check_eps_list(eps_list)
-    plan = restart_plan(restarts, losses)
-    check_count(steps, "steps", 1)
-    check_count(batch_size, "batch_size", 1)
-    if step_fraction is None:
-        step_fraction = default_step_fraction(data, norm, steps)
+    eps, plan, step_fraction = check_attack_args(data, norm, eps_list, restarts, losses, steps, batch_size,
+                                                 step_fraction)
     dev = torch.device(device)
     n = len(data)
     robust = torch.zeros(n, len(eps), dtype=torch.bool)

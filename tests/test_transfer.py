@@ -46,3 +46,7 @@ def test_transfer_names_bad_inputs(digits):
         transfer_accuracy(m, m, digits, norm="linf", eps_list=[0.3, 0.1])
     with pytest.raises(ValueError, match="steps"):
         transfer_accuracy(m, m, digits, norm="linf", eps_list=[0.1], steps=0)
+    # the same checks as whitebox PGD's (evaluate.check_attack_args), the step fraction included
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="step_fraction"):
+            transfer_accuracy(m, m, digits, norm="linf", eps_list=[0.1], step_fraction=bad)
