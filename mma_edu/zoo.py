@@ -47,6 +47,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import os
 import platform
 import subprocess
@@ -476,6 +477,19 @@ def _measure_standard_l2(root: str | os.PathLike | None, version: str) -> dict:
             "eval": m.summary(), "check": m.summary(EVAL_L2["check_n"]), "per_digit": m.per_digit()}
 
 
+def summaries_agree(a: Any, b: Any, rel: float = 1e-4) -> bool:
+    """Whether two measurement summaries (nested dicts / lists of numbers and strings) agree: the same keys
+    and strings, equal integers and accuracies up to ``rel`` relative (margins summed in another order differ
+    by ~1e-6 between runs of the same weights on the same machine; a real change is far larger)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(summaries_agree(a[k], b[k], rel) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(summaries_agree(x, y, rel) for x, y in zip(a, b))
+    if isinstance(a, bool) or isinstance(b, bool) or not isinstance(a, (int, float)) or not isinstance(b, (int, float)):
+        return a == b
+    return math.isclose(a, b, rel_tol=rel, abs_tol=1e-9)
+
+
 def remeasure(root: str | os.PathLike | None = None, norm: str = "linf", log=print) -> dict:
     """Measure the shipped weights of the ``norm`` zoo again (no training) and store each model's per-digit
     outcomes (``per_digit``) in its manifest entry, beside the numbers the build measured; a model whose
@@ -489,9 +503,10 @@ def remeasure(root: str | os.PathLike | None = None, norm: str = "linf", log=pri
             raise ValueError(f"{name}: the weights are not the ones the manifest measured; rebuild with "
                              f"`python -m mma_edu.zoo build --only {name}`")
         m = measure(load(name, root), norm=norm)
-        same = m.summary() == entry["eval"]
+        same = summaries_agree(m.summary(), entry["eval"])
         log(f"[zoo] {name}: per-digit outcomes stored; summary {'unchanged' if same else 'DIFFERS from the build'}")
         entry["per_digit"] = m.per_digit()
+        entry.pop("remeasured_eval", None)
         if not same:
             entry["remeasured_eval"] = m.summary()
     write_json(_root(root) / (MANIFEST if norm == "linf" else MANIFEST_L2), man)

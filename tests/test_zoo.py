@@ -125,3 +125,14 @@ def test_command_line_lists_the_zoo():
     bad = subprocess.run([sys.executable, "-m", "mma_edu.zoo", "build", "--only", "nope"], capture_output=True,
                          text=True, cwd=ROOT, timeout=60)
     assert bad.returncode == 2 and "unknown name(s) ['nope']" in bad.stderr
+
+
+def test_remeasure_compares_summaries_up_to_rounding_not_bit_for_bit():
+    a = {"clean": 0.958, "robust": [0.9, 0.5], "margin": {"median": 0.35216, "n": 500}, "norm": "linf"}
+    assert zoo.summaries_agree(a, {**a, "margin": {"median": 0.35216 * (1 + 3e-6), "n": 500}})
+    assert not zoo.summaries_agree(a, {**a, "clean": 0.956})          # one digit of 500 changed
+    assert not zoo.summaries_agree(a, {**a, "robust": [0.9, 0.502]})
+    assert not zoo.summaries_agree(a, {**a, "norm": "l2"})
+    assert not zoo.summaries_agree(a, {k: v for k, v in a.items() if k != "norm"})
+    for man in (zoo.manifest(), zoo.manifest(norm="l2")):
+        assert not any("remeasured_eval" in e for e in man["models"].values())
