@@ -368,3 +368,56 @@ def test_pixels_holding_counts_where_a_perturbation_lives_and_plot_deltas_titles
     titles = [ax.get_title() for ax in fig.axes[:3]]
     assert "in 15 pixels" in titles[1] and "‖δ‖₂ = 1.00" in titles[1] and "in 1 pixels" in titles[2]
     plt.close(fig)
+
+
+def _l2_pair():
+    """AN-PGD alone and the best of AN-PGD and FMN on 6 digits, as notebook 07 measures them (max_eps 4)."""
+    from mma_edu.margins import MarginResult
+
+    x = torch.zeros(6, 2)
+    anpgd = MarginResult(torch.tensor([0.0, 1.0, 2.4, 4.0, 4.0, 3.0]), torch.tensor([True, True, True, False, False, True]),
+                         x, torch.tensor([1, 2, 2, 0, 0, 2], dtype=torch.int8), 4.0)
+    # Digit 0 misclassified, 1 agreed, 2 and 5 shortened by FMN, 3 broken by FMN beyond max_eps (4.5), 4 by none.
+    best = MarginResult(torch.tensor([0.0, 1.0, 2.0, 4.5, 4.0, 2.5]), torch.tensor([True, True, True, True, False, True]),
+                        x, torch.tensor([1, 2, 3, 3, 0, 3], dtype=torch.int8), 4.0)
+    return anpgd, best
+
+
+def test_margin_pairs_twins_draw_each_digit_at_both_margins_and_capped_ones_as_triangles():
+    anpgd, best = _l2_pair()
+    labels = torch.tensor([7, 1, 4, 9, 3, 5])
+    pairs = {"pgd-0.4": (anpgd, best)}
+    (p,) = pdata.margin_pairs(pairs, labels)
+    assert p.index == [1, 2, 3, 5] and p.label == [1, 4, 9, 5] and p.left_out == 2  # misclassified, unbroken by both
+    assert p.reference == [1.0, 2.0, 4.5, 2.5] and p.estimate == pytest.approx([1.0, 2.4, 4.0, 3.0])
+    assert p.capped == [False, False, True, False] and p.found_by == ["anpgd", "fmn", "fmn", "fmn"]
+    assert p.excess == pytest.approx([0.0, 0.2, 4.0 / 4.5 - 1, 0.2]) and p.top == 4.5
+    fig = interactive.margin_pairs_figure(pairs, labels, norm="ℓ2")
+    assert [t.name for t in fig.data] == ["pgd-0.4", "pgd-0.4: unbroken", "pgd-0.4: diagonal"]
+    dots, capped, diagonal = fig.data
+    assert list(dots.x) == pytest.approx([1.0, 2.0, 2.5]) and list(dots.y) == pytest.approx([1.0, 2.4, 3.0])
+    assert [tuple(int(v) for v in c[:2]) for c in dots.customdata] == [(1, 1), (2, 4), (5, 5)]
+    assert [c[2] for c in dots.customdata] == pytest.approx([0.0, 0.2, 0.2]) and list(dots.text) == ["anpgd", "fmn", "fmn"]
+    assert list(capped.x) == [4.5] and list(capped.y) == [4.0] and capped.marker.symbol == "triangle-up"
+    assert "margin ≥ 4" in capped.hovertemplate and list(diagonal.x) == [0, 4.5] and diagonal.hoverinfo == "skip"
+    for field in ("digit #%{customdata[0]}", "label %{customdata[1]}", "found by %{text}", "AN-PGD alone"):
+        assert field in dots.hovertemplate
+    fig_mpl = plots.plot_margin_pairs(pairs, labels, norm="ℓ2")
+    ax = fig_mpl.axes[0]
+    points, triangles = ax.collections  # the twin draws the same points, the capped one apart
+    assert np.asarray(points.get_offsets()) == pytest.approx(np.stack([dots.x, dots.y], 1))
+    assert triangles.get_offsets().tolist() == [[4.5, 4.0]] and "margin ≥ 4" in ax.get_legend().texts[0].get_text()
+    assert ax.get_lines()[0].get_xdata().tolist() == [0, 4.5] and ax.get_xlabel() == "best of AN-PGD and FMN (ℓ2)"
+    plt.close("all")
+    from mma_edu.margins import MarginResult
+
+    with pytest.raises(ValueError, match="must hold the same examples"):
+        pdata.margin_pairs({"x": (anpgd, MarginResult(best.margin[:3], best.found[:3], best.x_adv[:3]))})
+
+
+def test_margin_ecdf_draws_a_margin_found_beyond_max_eps_where_it_is():
+    anpgd, best = _l2_pair()
+    (a, b) = pdata.margin_ecdfs({"AN-PGD": anpgd.margin, "best": best.margin}, max_eps=4.0,
+                                found={"AN-PGD": anpgd.found, "best": best.found})
+    assert a.margin == pytest.approx([0.0, 1.0, 2.4, 3.0, 4.0, 4.0]) and a.hit == [False] * 4 + [True, True]
+    assert b.margin == [0.0, 1.0, 2.0, 2.5, 4.0, 4.5] and b.hit == [False] * 4 + [True, False]  # FMN's 4.5 kept

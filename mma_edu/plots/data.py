@@ -246,7 +246,8 @@ def margin_ecdfs(margins: Mapping[str, Tensor], labels: Tensor | Sequence[int] |
     ``found`` (per model, (N,) bool, e.g. :attr:`MarginResult.found`) says which margins the search found;
     without it an example hit max_eps when its margin is ≥ max_eps (what an unbroken example reports; an exact
     margin above max_eps is inf). NaN margins (unknown) are left out of the curve; ``index`` keeps the rows.
-    Margins are drawn clamped at ``max_eps``.
+    Margins that hit max_eps, and infinite ones, are drawn at ``max_eps``; a margin the search found beyond it
+    (``found`` True: an attack not capped by max_eps, such as FMN) is drawn at its value.
     """
     if not margins:
         raise ValueError("margins must hold at least one model's margins")
@@ -265,13 +266,78 @@ def margin_ecdfs(margins: Mapping[str, Tensor], labels: Tensor | Sequence[int] |
             hit = torch.zeros(n, dtype=torch.bool)
         known = ~torch.isnan(m)  # NaN: unknown (e.g. an exact solver's time limit); left out, indices kept
         order = torch.nonzero(known).squeeze(1)[torch.argsort(m[known], stable=True)]
-        shown = m[order].clamp(max=max_eps) if max_eps is not None else m[order]
+        # At max_eps: what hit it unbroken and what is infinite. A margin found beyond max_eps (a search not
+        # capped by it, such as FMN) is drawn where it is.
+        shown = m[order]
+        if max_eps is not None:
+            shown = torch.where(hit[order] | ~torch.isfinite(shown), shown.clamp(max=max_eps), shown)
         k = order.numel()
         lab = torch.as_tensor(labels).cpu().reshape(-1)[order].tolist() if labels is not None else [-1] * k
         out.append(MarginECDF(name=name, method=method_of(name), color=colors[name], margin=shown.tolist(),
                               fraction=[(j + 1) / k for j in range(k)], index=order.tolist(),
                               label=[int(v) for v in lab], hit=hit[order].tolist(),
                               median=float(m[known].median()) if k else math.nan, max_eps=max_eps))
+    return out
+
+
+@dataclass
+class MarginPairs:
+    """Two margin estimates of the same examples by one model, one point per example (notebook 07's ℓ2 panels):
+    ``reference`` (x: the better bound, e.g. the best of AN-PGD and FMN) against ``estimate`` (y: e.g. AN-PGD
+    alone). A point above the diagonal is an estimate longer than the reference: a worse upper bound.
+
+    Shown: the examples the reference search broke (found, margin > 0); ``left_out`` counts the others
+    (misclassified, or unbroken by the reference too). ``capped``: the estimate's search reached ``max_eps``
+    unbroken, so its margin is only known to be ≥ max_eps (drawn at max_eps). ``excess`` is estimate /
+    reference − 1, ``found_by`` which search found the reference ("anpgd", "fmn", ...; "unknown" without it).
+    ``top`` is where the diagonal ends: the largest value drawn, at least max_eps.
+    """
+
+    name: str
+    color: str
+    index: list[int]
+    label: list[int]
+    reference: list[float]
+    estimate: list[float]
+    excess: list[float]
+    capped: list[bool]
+    found_by: list[str]
+    max_eps: float | None
+    left_out: int
+    top: float
+
+
+def margin_pairs(pairs: Mapping[str, tuple], labels: Tensor | Sequence[int] | None = None) -> list[MarginPairs]:
+    """Per model (name → (estimate, reference), both :class:`~mma_edu.margins.MarginResult` of the same N
+    examples), the examples the reference broke with both margins, in example order."""
+    if not pairs:
+        raise ValueError("pairs must hold at least one model's (estimate, reference) margins")
+    colors = model_colors(list(pairs))
+    out = []
+    for name, (est, ref) in pairs.items():
+        a = torch.as_tensor(est.margin).detach().cpu().double().reshape(-1)
+        b = torch.as_tensor(ref.margin).detach().cpu().double().reshape(-1)
+        n = b.numel()
+        if a.numel() != n:
+            raise ValueError(f"the estimate and the reference of {name!r} must hold the same examples, got "
+                             f"{a.numel()} and {n} margins")
+        if labels is not None and len(labels) != n:
+            raise ValueError(f"labels must have one entry per margin ({n} for {name!r}), got {len(labels)}")
+        keep = torch.as_tensor(ref.found).cpu().bool().reshape(-1) & (b > 0)
+        idx = torch.nonzero(keep).squeeze(1)
+        capped = ~torch.as_tensor(est.found).cpu().bool().reshape(-1)[idx]
+        max_eps = getattr(est, "max_eps", None)
+        shown = a[idx].clone()
+        if max_eps is not None:
+            shown[capped] = shown[capped].clamp(max=max_eps)
+        by = ref.found_by_names() if hasattr(ref, "found_by_names") else ["unknown"] * n
+        lab = torch.as_tensor(labels).cpu().reshape(-1)[idx].tolist() if labels is not None else [-1] * len(idx)
+        top = max([float(max_eps or 0.0)] + b[idx].tolist() + shown.tolist())
+        out.append(MarginPairs(name=name, color=colors[name], index=idx.tolist(), label=[int(v) for v in lab],
+                               reference=b[idx].tolist(), estimate=shown.tolist(),
+                               excess=(a[idx] / b[idx] - 1).tolist(), capped=capped.tolist(),
+                               found_by=[by[i] for i in idx.tolist()], max_eps=max_eps, left_out=n - len(idx),
+                               top=top))
     return out
 
 

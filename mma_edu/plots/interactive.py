@@ -21,7 +21,8 @@ from plotly.subplots import make_subplots
 from torch import Tensor
 
 from .data import (CLASS_COLORS, HISTORY_KEYS, HISTORY_LABELS, MARKED, accuracy_curves, ball_outlines,
-                   boundary_grid, budget_curves, budget_gaps, history_series, margin_ecdfs, margin_sandwich, marked_mask,
+                   boundary_grid, budget_curves, budget_gaps, history_series, margin_ecdfs, margin_pairs, margin_sandwich,
+                   marked_mask,
                    method_color, method_label, region_image, tradeoff_curves)
 
 DIGITS = 6  # significant digits kept in a figure's data: plenty for a hover, half the bytes of float64 repr
@@ -146,6 +147,52 @@ def margin_ecdf_figure(margins: Mapping[str, Tensor], labels=None, *, max_eps: f
                       xaxis=dict(title=f"{unit}margin (shortest successful perturbation found)"),
                       yaxis=dict(title="fraction of examples with margin ≤", range=[0, 1.02]),
                       hovermode="closest", legend=dict(groupclick="togglegroup"))
+    return fig
+
+
+def margin_pairs_figure(pairs: Mapping[str, tuple], labels=None, *, norm: str | None = None,
+                        estimate_name: str = "AN-PGD alone", reference_name: str = "best of AN-PGD and FMN",
+                        title: str | None = None) -> go.Figure:
+    """Two margin estimates of the same examples, one panel per model, one point per example (twin of
+    :func:`~mma_edu.plots.static.plot_margin_pairs`).
+
+    Traces per model: ``name`` (the examples the estimate broke; x the reference, y the estimate), with
+    ``"<name>: unbroken"`` (the estimate reached max_eps unbroken: drawn at max_eps as triangles) when there are
+    any, and ``"<name>: diagonal"``. Each point's ``customdata`` is [index, label, estimate / reference − 1] and
+    its ``text`` the search that found the reference; hover says the example, its label, both margins and how
+    much longer the estimate is.
+    """
+    panels = margin_pairs(pairs, labels)
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[p.name for p in panels], horizontal_spacing=0.07)
+    unit = f" ({norm})" if norm else ""
+    for col, p in enumerate(panels, start=1):
+        for capped in (False, True):
+            ks = [k for k, c in enumerate(p.capped) if c == capped]
+            if capped and not ks:
+                continue
+            if capped:
+                second = f"{estimate_name}: unbroken at max_eps = {p.max_eps:g}, margin ≥ {p.max_eps:g}"
+            else:
+                second = f"{estimate_name} %{{y:.4f}} (%{{customdata[2]:+.1%}})"
+            fig.add_trace(go.Scatter(
+                x=_f32([p.reference[k] for k in ks]), y=_f32([p.estimate[k] for k in ks]), mode="markers",
+                name=f"{p.name}: unbroken" if capped else p.name, showlegend=False,
+                marker=dict(size=8 if capped else 6, symbol="triangle-up" if capped else "circle",
+                            color="#666666" if capped else p.color),
+                customdata=_f32([[p.index[k], p.label[k], p.excess[k]] for k in ks]).reshape(-1, 3),
+                text=[p.found_by[k] for k in ks],
+                hovertemplate=(f"<b>{p.name}</b><br>digit #%{{customdata[0]}}, label %{{customdata[1]}}<br>"
+                               f"{reference_name} %{{x:.4f}} (found by %{{text}})<br>{second}<extra></extra>")),
+                row=1, col=col)
+        fig.add_trace(go.Scatter(x=[0, _r(p.top)], y=[0, _r(p.top)], mode="lines", name=f"{p.name}: diagonal",
+                                 showlegend=False, line=dict(color="black", dash="dash", width=1), hoverinfo="skip"),
+                      row=1, col=col)
+        fig.update_xaxes(title_text=reference_name + unit, row=1, col=col)
+        fig.update_yaxes(title_text=estimate_name + unit if col == 1 else None, row=1, col=col)
+    fig.update_annotations(font_size=11)
+    fig.update_layout(template=TEMPLATE, height=380, hovermode="closest",
+                      title=dict(text=title or f"{estimate_name} against {reference_name}, per example",
+                                 font=dict(size=13)))
     return fig
 
 

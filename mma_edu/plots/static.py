@@ -18,7 +18,7 @@ from .. import norms
 from ..presets import eps_label
 from .data import CLASS_COLORS, MARKED, ball_outlines, boundary_grid, marked_mask, spread_subset  # noqa: F401 (re-exported)
 from .data import (HISTORY_KEYS, HISTORY_LABELS, accuracy_curves, budget_curves, budget_gaps, history_series,
-                   margin_ecdfs, margin_sandwich, method_color, tradeoff_curves)
+                   margin_ecdfs, margin_pairs, margin_sandwich, method_color, tradeoff_curves)
 
 
 
@@ -237,6 +237,34 @@ def plot_margin_ecdf(margins: Mapping[str, Tensor], labels=None, *, max_eps: flo
     if title:
         ax.set_title(title, fontsize=9)
     return ax
+
+
+def plot_margin_pairs(pairs: Mapping[str, tuple], labels=None, *, norm: str | None = None,
+                      estimate_name: str = "AN-PGD alone", reference_name: str = "best of AN-PGD and FMN", axes=None):
+    """Two margin estimates of the same examples, one panel per model (name → (estimate, reference), both
+    MarginResults): each example a point (x: the reference, y: the estimate), the diagonal where they agree.
+    The estimate's unbroken examples (margin only known to be ≥ max_eps) are drawn at max_eps as grey upward
+    triangles, not as points: a point below the diagonal would claim the estimate shorter. The interactive twin
+    is :func:`mma_edu.plots.interactive.margin_pairs_figure` (same points, :func:`.data.margin_pairs`)."""
+    panels = margin_pairs(pairs, labels)
+    if axes is None:
+        _, axes = plt.subplots(1, len(panels), figsize=(3.7 * len(panels), 3.6), squeeze=False)
+    axes = np.atleast_1d(axes).ravel()
+    unit = f" ({norm})" if norm else ""
+    for ax, p in zip(axes, panels):
+        ok = [k for k, c in enumerate(p.capped) if not c]
+        cut = [k for k, c in enumerate(p.capped) if c]
+        ax.scatter([p.reference[k] for k in ok], [p.estimate[k] for k in ok], s=8, color=p.color)
+        if cut:
+            ax.scatter([p.reference[k] for k in cut], [p.estimate[k] for k in cut], marker="^", s=18, color="0.4",
+                       label=f"{estimate_name} unbroken at {p.max_eps:g} ({len(cut)}): margin ≥ {p.max_eps:g}")
+            ax.legend(fontsize=7, loc="lower right")
+        ax.plot([0, p.top], [0, p.top], "k--", lw=0.8)
+        ax.set_xlabel(reference_name + unit)
+        ax.set_ylabel(estimate_name + unit)
+        ax.set_title(p.name, fontsize=9)
+    axes[0].figure.tight_layout()
+    return axes[0].figure
 
 
 SANDWICH_STYLE = {"certified": dict(marker="v", color="#3f83c4"), "exact": dict(marker="o", color="k"),
