@@ -421,3 +421,68 @@ def test_margin_ecdf_draws_a_margin_found_beyond_max_eps_where_it_is():
                                 found={"AN-PGD": anpgd.found, "best": best.found})
     assert a.margin == pytest.approx([0.0, 1.0, 2.4, 3.0, 4.0, 4.0]) and a.hit == [False] * 4 + [True, True]
     assert b.margin == [0.0, 1.0, 2.0, 2.5, 4.0, 4.5] and b.hit == [False] * 4 + [True, False]  # FMN's 4.5 kept
+
+
+def _collapsed():
+    """A 2-D model that gives class 0 everywhere (a collapsed PGD-AT run) and its margins as AN-PGD finds them:
+    no boundary within max_eps, so class 0's points are unbroken (reported at max_eps), class 1's misclassified."""
+    from torch import nn
+
+    from mma_edu.margins import estimate_margins
+
+    model = nn.Linear(2, 2)
+    with torch.no_grad():
+        model.weight.zero_()
+        model.bias.copy_(torch.tensor([1.0, 0.0]))
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(40, 2, generator=g)
+    y = (x[:, 0] > 0).long()
+    r = estimate_margins(model, x, y, norm="l2", max_eps=1.5, clip=None, steps=10, refine=0)
+    assert bool((r.unbroken == (y == 0)).all()) and bool((r.margin[y == 1] == 0).all())
+    return model, x, y, r
+
+
+def _ball_segments(ax) -> int:
+    from matplotlib.collections import LineCollection
+
+    return sum(len(c.get_segments()) for c in ax.collections if isinstance(c, LineCollection)
+               and len(c.get_segments()) > 0 and len(c.get_segments()[0]) > 20)  # ball outlines: 64 vertices
+
+
+def test_unbroken_points_get_a_cross_and_no_ball_of_radius_max_eps_in_both_twins():
+    model, x, y, r = _collapsed()
+    unbroken = r.unbroken
+    ax = plots.plot_decision_boundary(model, x, y, margins=r, norm="l2", resolution=30, marked=None)
+    assert _ball_segments(ax) == 0  # no ball at all: nothing was broken, nothing's margin is known
+    (crosses,) = [c for c in ax.collections if c.get_label().startswith("margin ≥ max_eps")]
+    assert np.asarray(crosses.get_offsets()) == pytest.approx(x[unbroken].numpy())
+    assert [t.get_text() for t in ax.get_legend().texts] == [f"margin ≥ max_eps = 1.5 (not broken): {int(unbroken.sum())} of 40"]
+    plt.close("all")
+    # Mixed: the same points, some with known margins: those get their balls, the unbroken ones do not.
+    from mma_edu.margins import MarginResult
+
+    m = torch.where(unbroken, torch.tensor(1.5), torch.rand(40, generator=torch.Generator().manual_seed(1)) * 0.3 + 0.05)
+    found = ~unbroken | (torch.arange(40) % 2 == 0)  # every other class-0 point broken after all
+    mixed = MarginResult(m, found, x, None, 1.5)
+    ax = plots.plot_decision_boundary(model, x, y, margins=mixed, norm="l2", resolution=30, marked=None)
+    assert _ball_segments(ax) == int(found.sum())
+    plt.close("all")
+    fig = interactive.decision_boundary_figure({"collapsed": (model, r), "mixed": (model, mixed)}, x, y,
+                                               resolution=30, marked=None)
+    balls = {t.name: t for t in fig.data if t.name.endswith("margin balls")}
+    assert list(balls) == ["mixed: margin balls"]  # the collapsed panel has none
+    assert sum(1 for v in balls["mixed: margin balls"].x if v != v) == int(found.sum())  # one NaN after each ball
+    marks = [t for t in fig.data if t.name == "margin ≥ max_eps = 1.5 (not broken)"]
+    assert len(marks) == 2 and [t.showlegend for t in marks] == [True, False] and marks[0].marker.symbol == "x-thin-open"
+    assert np.asarray(marks[0].x) == pytest.approx(x[unbroken, 0].numpy())
+    assert len(marks[1].x) == int((~found).sum())
+    for t in fig.data:
+        if ": class " not in t.name:
+            continue
+        assert "%{text}" in t.hovertemplate
+        for (i, margin), text in zip(t.customdata, t.text):
+            result = r if t.name.startswith("collapsed") else mixed
+            if result.unbroken[int(i)]:
+                assert text == "margin ≥ max_eps = 1.5 (not broken)" and margin != margin  # unknown: NaN
+            else:
+                assert text == f"margin {float(result.margin[int(i)]):.4f}" and margin == pytest.approx(float(result.margin[int(i)]))

@@ -152,6 +152,26 @@ def spread_subset(x: Tensor, k: int) -> Tensor:
     return torch.tensor(sorted(chosen))
 
 
+def margin_parts(margins) -> tuple[Tensor, Tensor, float | None]:
+    """(margin (N,) float64 on the CPU, unbroken (N,) bool, max_eps) of a 2-D figure's margins.
+
+    ``margins``: a :class:`~mma_edu.margins.MarginResult` (anything with ``margin``, ``found`` and ``max_eps``),
+    whose unbroken examples (the search reached max_eps without breaking them: margin only known to be
+    ≥ max_eps) are marked; or a bare (N,) tensor, of which no example is known to be unbroken.
+    """
+    if hasattr(margins, "margin") and hasattr(margins, "found"):
+        m = torch.as_tensor(margins.margin).detach().cpu().double().reshape(-1)
+        unbroken = ~torch.as_tensor(margins.found).cpu().bool().reshape(-1)
+        return m, unbroken, getattr(margins, "max_eps", None)
+    m = torch.as_tensor(margins).detach().cpu().double().reshape(-1)
+    return m, torch.zeros(m.numel(), dtype=torch.bool), None
+
+
+def unbroken_text(max_eps: float | None) -> str:
+    """How a legend or a hover names an example the margin search did not break within max_eps."""
+    return f"margin ≥ max_eps = {max_eps:g} (not broken)" if max_eps is not None else "margin ≥ max_eps (not broken)"
+
+
 def marked_mask(x: Tensor, marked: int | None = MARKED) -> Tensor:
     """(N,) bool: the points of x (N, 2) that get a ball and a δ* arrow (:func:`spread_subset`; None: all)."""
     shown = torch.zeros(len(x), dtype=torch.bool)

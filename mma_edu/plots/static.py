@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from .. import norms
 from ..presets import eps_label
 from .data import CLASS_COLORS, MARKED, ball_outlines, boundary_grid, marked_mask, spread_subset  # noqa: F401 (re-exported)
+from .data import margin_parts, unbroken_text
 from .data import (HISTORY_KEYS, HISTORY_LABELS, accuracy_curves, budget_curves, budget_gaps, history_series,
                    margin_ecdfs, margin_pairs, margin_sandwich, method_color, tradeoff_curves)
 
@@ -38,7 +39,7 @@ def plot_decision_boundary(
     y: Tensor,
     *,
     ax=None,
-    margins: Tensor | None = None,
+    margins=None,
     norm: str = "l2",
     x_adv: Tensor | None = None,
     title: str | None = None,
@@ -48,11 +49,15 @@ def plot_decision_boundary(
 ):
     """Decision regions of a 2-D classifier, its points, and optionally some points' margins.
 
-    margins (N,): draws the ball of that radius around a point (circle for
-    ℓ2, square for ℓ∞) — it just touches the decision boundary. x_adv (N, 2):
-    arrows to the shortest successful perturbation. Balls and arrows are drawn
-    for at most ``marked`` points spread evenly over the data (ringed in black;
-    None: every point), and a note in the corner says for how many.
+    margins (a :class:`~mma_edu.margins.MarginResult`, or a bare (N,) tensor):
+    draws the ball of that radius around a point (circle for ℓ2, square for
+    ℓ∞) — it just touches the decision boundary. A point the search did not
+    break within max_eps (a MarginResult's unbroken ones) has no known margin,
+    only ≥ max_eps: it gets a black × and a legend entry, not a ball of radius
+    max_eps (which around a collapsed model's points would be huge and wrong).
+    x_adv (N, 2): arrows to the shortest successful perturbation. Balls and
+    arrows are drawn for at most ``marked`` points spread evenly over the data
+    (ringed in black; None: every point), and a note in the corner says for how many.
     """
     ax = _ax(ax)
     x, y = x.detach().cpu(), y.cpu()
@@ -72,10 +77,15 @@ def plot_decision_boundary(
             ax.text(0.99, 0.01, f"{what} for {int(shown.sum())} of {len(x)} points (ringed)", transform=ax.transAxes,
                     ha="right", va="bottom", fontsize=7, bbox=dict(facecolor="white", alpha=0.7, lw=0))
     if margins is not None:
-        finite = torch.isfinite(margins.cpu()) & (margins.cpu() > 0) & shown
-        outlines = ball_outlines(x[finite], margins.cpu()[finite], norm)
+        m, unbroken, max_eps = margin_parts(margins)
+        finite = torch.isfinite(m) & (m > 0) & ~unbroken & shown
+        outlines = ball_outlines(x[finite], m[finite], norm)
         colors = [CLASS_COLORS[int(k)] for k in y[finite]]
         ax.add_collection(LineCollection(outlines, colors=colors, linewidths=0.9, alpha=0.8, zorder=2))
+        if unbroken.any():
+            ax.scatter(x[unbroken, 0], x[unbroken, 1], marker="x", s=22, color="k", linewidth=0.9, zorder=5,
+                       label=f"{unbroken_text(max_eps)}: {int(unbroken.sum())} of {len(x)}")
+            ax.legend(fontsize=7, loc="upper left", framealpha=0.8)
     if x_adv is not None:
         xa = x_adv.detach().cpu()
         moved = ((xa - x).norm(dim=1) > 0) & shown
@@ -93,7 +103,8 @@ def plot_decision_boundary(
 
 def plot_decision_boundaries(panels: Mapping[str, tuple], x: Tensor, y: Tensor, *, norm: str = "l2",
                              cols: int = 2, resolution: int = 200, marked: int | None = MARKED):
-    """Several 2-D classifiers side by side: ``panels`` maps a panel's title to (model, margins (N,) or None);
+    """Several 2-D classifiers side by side: ``panels`` maps a panel's title to (model, margins or None; a
+    MarginResult marks its unbroken points, see :func:`plot_decision_boundary`);
     one :func:`plot_decision_boundary` each. The interactive twin is
     :func:`mma_edu.plots.interactive.decision_boundary_figure`."""
     rows = -(-len(panels) // cols)
