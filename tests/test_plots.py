@@ -486,3 +486,45 @@ def test_unbroken_points_get_a_cross_and_no_ball_of_radius_max_eps_in_both_twins
                 assert text == "margin ≥ max_eps = 1.5 (not broken)" and margin != margin  # unknown: NaN
             else:
                 assert text == f"margin {float(result.margin[int(i)]):.4f}" and margin == pytest.approx(float(result.margin[int(i)]))
+
+
+def _string_literals(tree):
+    """(line, text) of every string constant of a module that is not a docstring (f-strings' parts included)."""
+    import ast
+
+    docs = {id(node.body[0].value) for node in ast.walk(tree)
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body
+            and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+    return [(n.lineno, n.value) for n in ast.walk(tree)
+            if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docs]
+
+
+def test_no_printed_or_labelled_text_has_a_combining_hat():
+    """The combining circumflex of "ε̂" (U+0302) lands beside the ε in monospace output and in matplotlib: what
+    the package prints, labels or hovers, and the notebooks' code cells, say "ε-hat", "eps_hat" or mathtext."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    hat = "\u0302"
+    found = [f"{path.relative_to(root)}:{line}: {text!r}" for path in sorted((root / "mma_edu").rglob("*.py"))
+             for line, text in _string_literals(ast.parse(path.read_text(encoding="utf-8"))) if hat in text]
+    for path in sorted((root / "notebooks").glob("*.ipynb")):
+        for k, cell in enumerate(json.loads(path.read_text(encoding="utf-8"))["cells"]):
+            if cell["cell_type"] == "code" and hat in "".join(cell["source"]):
+                found.append(f"{path.name}: code cell {k}")
+    assert not found, found
+    # The scan sees what it must: a string with the hat is found, a docstring with it is not.
+    probe = ast.parse('"""The estimate ε\u0302."""\nx = f"mean ε\u0302 {1}"\n')
+    assert [line for line, text in _string_literals(probe) if hat in text] == [2]
+    # ... and the labels that used it render as mathtext in matplotlib, as plain "ε-hat" in plotly.
+    from mma_edu.train import History
+
+    h = History(epochs=[{"epoch": 1, "step": 10, "loss": 1.0, "clean_acc": 0.5, "margin": 0.1, "margin_median": 0.2}])
+    axes = plots.plot_training_curves(h, ("margin", "margin_median"))
+    assert [a.get_title() for a in axes] == [r"mean $\hat{\varepsilon}$ found in training",
+                                             r"median $\hat{\varepsilon}$ in MMA's margin memory"]
+    axes[0].figure.canvas.draw()  # mathtext that parses
+    titles = [a.text for a in interactive.training_curves_figure(h, ("margin", "margin_median")).layout.annotations]
+    assert titles == ["mean ε-hat found in training", "median ε-hat in MMA's margin memory"]
+    plt.close("all")

@@ -414,8 +414,13 @@ def margin_sandwich(certified: Mapping[str, Tensor], exact: Tensor, estimates: M
 # ---------------------------------------------------------------------------------------------------------------
 
 # What each column of a run's history is, as the axes say it.
+# MMA's margin estimate (epsilon with a hat) in text that is printed or shown: a combining circumflex (U+0302)
+# lands beside the ε in monospace output and in matplotlib, so plain text (prints, hovers, plotly titles) says
+# EPS_HAT and matplotlib labels say EPS_HAT_TEX (mathtext; :func:`~mma_edu.plots.static.mathtext` converts).
+EPS_HAT = "ε-hat"
+EPS_HAT_TEX = r"$\hat{\varepsilon}$"
 HISTORY_LABELS = {"loss": "training loss (mean per batch)", "clean_acc": "clean accuracy (training batches)",
-                  "margin": "mean ε̂ found in training", "margin_median": "median ε̂ in MMA's margin memory"}
+                  "margin": f"mean {EPS_HAT} found in training", "margin_median": f"median {EPS_HAT} in MMA's margin memory"}
 HISTORY_KEYS = ("loss", "clean_acc", "margin_median")
 
 

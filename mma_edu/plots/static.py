@@ -18,9 +18,15 @@ from .. import norms
 from ..presets import eps_label
 from .data import CLASS_COLORS, MARKED, ball_outlines, boundary_grid, marked_mask, spread_subset  # noqa: F401 (re-exported)
 from .data import margin_parts, unbroken_text
-from .data import (HISTORY_KEYS, HISTORY_LABELS, accuracy_curves, budget_curves, budget_gaps, history_series,
+from .data import (EPS_HAT, EPS_HAT_TEX, HISTORY_KEYS, HISTORY_LABELS, accuracy_curves, budget_curves, budget_gaps, history_series,
                    margin_ecdfs, margin_pairs, margin_sandwich, method_color, tradeoff_curves)
 
+
+
+def mathtext(label: str) -> str:
+    """A plain-text label (:data:`~mma_edu.plots.data.EPS_HAT`, "ε-hat") as matplotlib draws it best: ε with a
+    mathtext hat (a combining circumflex U+0302 would land beside the ε)."""
+    return label.replace(EPS_HAT, EPS_HAT_TEX)
 
 
 def _ax(ax):
@@ -214,7 +220,7 @@ def plot_history(history, keys: Sequence[str] = ("loss", "clean_acc", "margin"),
         ax.plot(history.column("epoch"), history.column(key), marker="o", ms=3)
         ax.set_title(key)
         ax.set_xlabel("epoch")
-        ax.set_ylabel(HISTORY_LABELS.get(key, key))
+        ax.set_ylabel(mathtext(HISTORY_LABELS.get(key, key)))
         ax.grid(alpha=0.3)
     return axes
 
@@ -325,7 +331,7 @@ def plot_training_curves(history, keys: Sequence[str] = HISTORY_KEYS, *, title: 
     axes = np.atleast_1d(axes).ravel()
     for ax, (key, (steps, values)) in zip(axes, series.items()):
         ax.plot(steps, values, marker="o", ms=3, color=method_color("MMA") if key.startswith("margin") else "0.3")
-        ax.set_title(HISTORY_LABELS.get(key, key), fontsize=9)
+        ax.set_title(mathtext(HISTORY_LABELS.get(key, key)), fontsize=9)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
     if title:
