@@ -368,3 +368,163 @@ def test_pixels_holding_counts_where_a_perturbation_lives_and_plot_deltas_titles
     titles = [ax.get_title() for ax in fig.axes[:3]]
     assert "in 15 pixels" in titles[1] and "‖δ‖₂ = 1.00" in titles[1] and "in 1 pixels" in titles[2]
     plt.close(fig)
+
+
+def _l2_pair():
+    """AN-PGD alone and the best of AN-PGD and FMN on 6 digits, as notebook 07 measures them (max_eps 4)."""
+    from mma_edu.margins import MarginResult
+
+    x = torch.zeros(6, 2)
+    anpgd = MarginResult(torch.tensor([0.0, 1.0, 2.4, 4.0, 4.0, 3.0]), torch.tensor([True, True, True, False, False, True]),
+                         x, torch.tensor([1, 2, 2, 0, 0, 2], dtype=torch.int8), 4.0)
+    # Digit 0 misclassified, 1 agreed, 2 and 5 shortened by FMN, 3 broken by FMN beyond max_eps (4.5), 4 by none.
+    best = MarginResult(torch.tensor([0.0, 1.0, 2.0, 4.5, 4.0, 2.5]), torch.tensor([True, True, True, True, False, True]),
+                        x, torch.tensor([1, 2, 3, 3, 0, 3], dtype=torch.int8), 4.0)
+    return anpgd, best
+
+
+def test_margin_pairs_twins_draw_each_digit_at_both_margins_and_capped_ones_as_triangles():
+    anpgd, best = _l2_pair()
+    labels = torch.tensor([7, 1, 4, 9, 3, 5])
+    pairs = {"pgd-0.4": (anpgd, best)}
+    (p,) = pdata.margin_pairs(pairs, labels)
+    assert p.index == [1, 2, 3, 5] and p.label == [1, 4, 9, 5] and p.left_out == 2  # misclassified, unbroken by both
+    assert p.reference == [1.0, 2.0, 4.5, 2.5] and p.estimate == pytest.approx([1.0, 2.4, 4.0, 3.0])
+    assert p.capped == [False, False, True, False] and p.found_by == ["anpgd", "fmn", "fmn", "fmn"]
+    assert p.excess == pytest.approx([0.0, 0.2, 4.0 / 4.5 - 1, 0.2]) and p.top == 4.5
+    fig = interactive.margin_pairs_figure(pairs, labels, norm="ℓ2")
+    assert [t.name for t in fig.data] == ["pgd-0.4", "pgd-0.4: unbroken", "pgd-0.4: diagonal"]
+    dots, capped, diagonal = fig.data
+    assert list(dots.x) == pytest.approx([1.0, 2.0, 2.5]) and list(dots.y) == pytest.approx([1.0, 2.4, 3.0])
+    assert [tuple(int(v) for v in c[:2]) for c in dots.customdata] == [(1, 1), (2, 4), (5, 5)]
+    assert [c[2] for c in dots.customdata] == pytest.approx([0.0, 0.2, 0.2]) and list(dots.text) == ["anpgd", "fmn", "fmn"]
+    assert list(capped.x) == [4.5] and list(capped.y) == [4.0] and capped.marker.symbol == "triangle-up"
+    assert "margin ≥ 4" in capped.hovertemplate and list(diagonal.x) == [0, 4.5] and diagonal.hoverinfo == "skip"
+    for field in ("digit #%{customdata[0]}", "label %{customdata[1]}", "found by %{text}", "AN-PGD alone"):
+        assert field in dots.hovertemplate
+    fig_mpl = plots.plot_margin_pairs(pairs, labels, norm="ℓ2")
+    ax = fig_mpl.axes[0]
+    points, triangles = ax.collections  # the twin draws the same points, the capped one apart
+    assert np.asarray(points.get_offsets()) == pytest.approx(np.stack([dots.x, dots.y], 1))
+    assert triangles.get_offsets().tolist() == [[4.5, 4.0]] and "margin ≥ 4" in ax.get_legend().texts[0].get_text()
+    assert ax.get_lines()[0].get_xdata().tolist() == [0, 4.5] and ax.get_xlabel() == "best of AN-PGD and FMN (ℓ2)"
+    plt.close("all")
+    from mma_edu.margins import MarginResult
+
+    with pytest.raises(ValueError, match="must hold the same examples"):
+        pdata.margin_pairs({"x": (anpgd, MarginResult(best.margin[:3], best.found[:3], best.x_adv[:3]))})
+
+
+def test_margin_ecdf_draws_a_margin_found_beyond_max_eps_where_it_is():
+    anpgd, best = _l2_pair()
+    (a, b) = pdata.margin_ecdfs({"AN-PGD": anpgd.margin, "best": best.margin}, max_eps=4.0,
+                                found={"AN-PGD": anpgd.found, "best": best.found})
+    assert a.margin == pytest.approx([0.0, 1.0, 2.4, 3.0, 4.0, 4.0]) and a.hit == [False] * 4 + [True, True]
+    assert b.margin == [0.0, 1.0, 2.0, 2.5, 4.0, 4.5] and b.hit == [False] * 4 + [True, False]  # FMN's 4.5 kept
+
+
+def _collapsed():
+    """A 2-D model that gives class 0 everywhere (a collapsed PGD-AT run) and its margins as AN-PGD finds them:
+    no boundary within max_eps, so class 0's points are unbroken (reported at max_eps), class 1's misclassified."""
+    from torch import nn
+
+    from mma_edu.margins import estimate_margins
+
+    model = nn.Linear(2, 2)
+    with torch.no_grad():
+        model.weight.zero_()
+        model.bias.copy_(torch.tensor([1.0, 0.0]))
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(40, 2, generator=g)
+    y = (x[:, 0] > 0).long()
+    r = estimate_margins(model, x, y, norm="l2", max_eps=1.5, clip=None, steps=10, refine=0)
+    assert bool((r.unbroken == (y == 0)).all()) and bool((r.margin[y == 1] == 0).all())
+    return model, x, y, r
+
+
+def _ball_segments(ax) -> int:
+    from matplotlib.collections import LineCollection
+
+    return sum(len(c.get_segments()) for c in ax.collections if isinstance(c, LineCollection)
+               and len(c.get_segments()) > 0 and len(c.get_segments()[0]) > 20)  # ball outlines: 64 vertices
+
+
+def test_unbroken_points_get_a_cross_and_no_ball_of_radius_max_eps_in_both_twins():
+    model, x, y, r = _collapsed()
+    unbroken = r.unbroken
+    ax = plots.plot_decision_boundary(model, x, y, margins=r, norm="l2", resolution=30, marked=None)
+    assert _ball_segments(ax) == 0  # no ball at all: nothing was broken, nothing's margin is known
+    (crosses,) = [c for c in ax.collections if c.get_label().startswith("margin ≥ max_eps")]
+    assert np.asarray(crosses.get_offsets()) == pytest.approx(x[unbroken].numpy())
+    assert [t.get_text() for t in ax.get_legend().texts] == [f"margin ≥ max_eps = 1.5 (not broken): {int(unbroken.sum())} of 40"]
+    plt.close("all")
+    # Mixed: the same points, some with known margins: those get their balls, the unbroken ones do not.
+    from mma_edu.margins import MarginResult
+
+    m = torch.where(unbroken, torch.tensor(1.5), torch.rand(40, generator=torch.Generator().manual_seed(1)) * 0.3 + 0.05)
+    found = ~unbroken | (torch.arange(40) % 2 == 0)  # every other class-0 point broken after all
+    mixed = MarginResult(m, found, x, None, 1.5)
+    ax = plots.plot_decision_boundary(model, x, y, margins=mixed, norm="l2", resolution=30, marked=None)
+    assert _ball_segments(ax) == int(found.sum())
+    plt.close("all")
+    fig = interactive.decision_boundary_figure({"collapsed": (model, r), "mixed": (model, mixed)}, x, y,
+                                               resolution=30, marked=None)
+    balls = {t.name: t for t in fig.data if t.name.endswith("margin balls")}
+    assert list(balls) == ["mixed: margin balls"]  # the collapsed panel has none
+    assert sum(1 for v in balls["mixed: margin balls"].x if v != v) == int(found.sum())  # one NaN after each ball
+    marks = [t for t in fig.data if t.name == "margin ≥ max_eps = 1.5 (not broken)"]
+    assert len(marks) == 2 and [t.showlegend for t in marks] == [True, False] and marks[0].marker.symbol == "x-thin-open"
+    assert np.asarray(marks[0].x) == pytest.approx(x[unbroken, 0].numpy())
+    assert len(marks[1].x) == int((~found).sum())
+    for t in fig.data:
+        if ": class " not in t.name:
+            continue
+        assert "%{text}" in t.hovertemplate
+        for (i, margin), text in zip(t.customdata, t.text):
+            result = r if t.name.startswith("collapsed") else mixed
+            if result.unbroken[int(i)]:
+                assert text == "margin ≥ max_eps = 1.5 (not broken)" and margin != margin  # unknown: NaN
+            else:
+                assert text == f"margin {float(result.margin[int(i)]):.4f}" and margin == pytest.approx(float(result.margin[int(i)]))
+
+
+def _string_literals(tree):
+    """(line, text) of every string constant of a module that is not a docstring (f-strings' parts included)."""
+    import ast
+
+    docs = {id(node.body[0].value) for node in ast.walk(tree)
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body
+            and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+    return [(n.lineno, n.value) for n in ast.walk(tree)
+            if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docs]
+
+
+def test_no_printed_or_labelled_text_has_a_combining_hat():
+    """The combining circumflex of "ε̂" (U+0302) lands beside the ε in monospace output and in matplotlib: what
+    the package prints, labels or hovers, and the notebooks' code cells, say "ε-hat", "eps_hat" or mathtext."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    hat = "\u0302"
+    found = [f"{path.relative_to(root)}:{line}: {text!r}" for path in sorted((root / "mma_edu").rglob("*.py"))
+             for line, text in _string_literals(ast.parse(path.read_text(encoding="utf-8"))) if hat in text]
+    for path in sorted((root / "notebooks").glob("*.ipynb")):
+        for k, cell in enumerate(json.loads(path.read_text(encoding="utf-8"))["cells"]):
+            if cell["cell_type"] == "code" and hat in "".join(cell["source"]):
+                found.append(f"{path.name}: code cell {k}")
+    assert not found, found
+    # The scan sees what it must: a string with the hat is found, a docstring with it is not.
+    probe = ast.parse('"""The estimate ε\u0302."""\nx = f"mean ε\u0302 {1}"\n')
+    assert [line for line, text in _string_literals(probe) if hat in text] == [2]
+    # ... and the labels that used it render as mathtext in matplotlib, as plain "ε-hat" in plotly.
+    from mma_edu.train import History
+
+    h = History(epochs=[{"epoch": 1, "step": 10, "loss": 1.0, "clean_acc": 0.5, "margin": 0.1, "margin_median": 0.2}])
+    axes = plots.plot_training_curves(h, ("margin", "margin_median"))
+    assert [a.get_title() for a in axes] == [r"mean $\hat{\varepsilon}$ found in training",
+                                             r"median $\hat{\varepsilon}$ in MMA's margin memory"]
+    axes[0].figure.canvas.draw()  # mathtext that parses
+    titles = [a.text for a in interactive.training_curves_figure(h, ("margin", "margin_median")).layout.annotations]
+    assert titles == ["mean ε-hat found in training", "median ε-hat in MMA's margin memory"]
+    plt.close("all")

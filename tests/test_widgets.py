@@ -342,3 +342,26 @@ def test_anpgd_step_through_shows_its_sequence_without_the_slider(moons_net):
     import matplotlib.pyplot as plt
 
     plt.close(fig)
+
+
+def test_margin_explorer_draws_unbroken_points_as_crosses_not_huge_balls():
+    from matplotlib.collections import LineCollection
+    from torch import nn
+
+    from mma_edu.widgets.toy2d import margin_figure_2d
+
+    data = toy_2d("moons", 40, seed=0)
+    collapsed = nn.Linear(2, 2)  # class 0 everywhere: no boundary within max_eps
+    with torch.no_grad():
+        collapsed.weight.zero_()
+        collapsed.bias.copy_(torch.tensor([1.0, 0.0]))
+    r = estimate_margins(collapsed, data.x, data.y, norm="l2", max_eps=1.5, clip=None, steps=5, refine=0)
+    assert int(r.unbroken.sum()) == int((data.y == 0).sum()) > 0
+    ax = margin_figure_2d(collapsed, data, r, norm="l2", title="collapsed").axes[0]
+    balls = [c for c in ax.collections if isinstance(c, LineCollection) and len(c.get_segments())
+             and len(c.get_segments()[0]) > 20]
+    assert sum(len(c.get_segments()) for c in balls) == 0
+    assert "margin ≥ max_eps = 1.5 (not broken)" in ax.get_legend().texts[0].get_text()
+    import matplotlib.pyplot as plt
+
+    plt.close("all")

@@ -6,7 +6,8 @@ and the notebooks' interactive figures, each an :class:`Interactive` that Jupyte
 zoom, legend clicks) and every other viewer as the matplotlib twin's PNG:
 
 - :func:`robust_accuracy` — robust accuracy against ε with confidence bands (notebooks 05, 07);
-- :func:`margin_ecdf` — per-example margin distributions with hover (05, 08);
+- :func:`margin_ecdf` — per-example margin distributions with hover (05, 07, 08);
+- :func:`margin_pairs` — two margin estimates of the same examples, one point per example (07);
 - :func:`margin_sandwich` — certified ≤ exact ≤ AN-PGD per digit (08);
 - :func:`decision_boundaries` — 2-D toy boundaries with margin balls, zoomable (03);
 - :func:`tradeoff` — clean accuracy against AvgRobAcc over a sweep of ε and d_max (03);
@@ -22,9 +23,9 @@ from . import data, interactive, static
 from .data import HISTORY_KEYS, HISTORY_LABELS, METHOD_SHADES, method_color, model_colors, read_history
 from .show import PLOTLY_MIME, Interactive, figure_json
 from .static import (CLASS_COLORS, DELTA_CMAP, MARKED, ball_outlines, boundary_grid, compact_inline, delta_image,
-                     digit_gallery, palette_png, pixels_holding, plot_anpgd_trace, plot_budget_study, plot_decision_boundary,
-                     plot_deltas, plot_history,
-                     plot_decision_boundaries, plot_margin_ecdf, plot_margin_histograms, plot_margin_sandwich, plot_norm_balls,
+                     digit_gallery, palette_png, pixels_holding, plot_anpgd_trace, plot_budget_study,
+                     plot_decision_boundaries, plot_decision_boundary, plot_deltas, plot_history, plot_margin_ecdf,
+                     plot_margin_histograms, plot_margin_pairs, plot_margin_sandwich, plot_norm_balls,
                      plot_robust_accuracy, plot_tradeoff, plot_training_curves, spread_subset)
 
 
@@ -44,6 +45,17 @@ def margin_ecdf(margins: Mapping[str, "object"], labels=None, *, max_eps: float 
     (:func:`.interactive.margin_ecdf_figure`) with :func:`.static.plot_margin_ecdf` as fallback."""
     kw = dict(max_eps=max_eps, norm=norm, found=found, d_max=d_max, title=title)
     return Interactive(interactive.margin_ecdf_figure(margins, labels, **kw), plot_margin_ecdf(margins, labels, **kw))
+
+
+def margin_pairs(pairs: Mapping[str, tuple], labels=None, *, norm: str | None = None,
+                 estimate_name: str = "AN-PGD alone", reference_name: str = "best of AN-PGD and FMN",
+                 title: str | None = None) -> Interactive:
+    """Two margin estimates of the same examples (name → (estimate, reference) MarginResults), one panel per
+    model, one point per example (hover: index, label, both margins, which search found the reference),
+    interactive (:func:`.interactive.margin_pairs_figure`) with :func:`.static.plot_margin_pairs` as fallback."""
+    kw = dict(norm=norm, estimate_name=estimate_name, reference_name=reference_name)
+    return Interactive(interactive.margin_pairs_figure(pairs, labels, title=title, **kw),
+                       plot_margin_pairs(pairs, labels, **kw))
 
 
 def margin_sandwich(certified, exact, estimates, *, solved, max_eps: float, norm: str = "ℓ∞") -> Interactive:
@@ -95,8 +107,8 @@ def plot_run(folder, keys: Sequence[str] = HISTORY_KEYS) -> Interactive:
 __all__ = [
     "CLASS_COLORS", "DELTA_CMAP", "HISTORY_KEYS", "HISTORY_LABELS", "Interactive", "MARKED", "METHOD_SHADES",
     "PLOTLY_MIME", "ball_outlines", "budget_study", "plot_budget_study", "boundary_grid", "decision_boundaries", "compact_inline", "data", "delta_image", "digit_gallery",
-    "figure_json", "interactive", "margin_ecdf", "margin_sandwich", "method_color", "model_colors", "palette_png",
+    "figure_json", "interactive", "margin_ecdf", "margin_pairs", "margin_sandwich", "method_color", "model_colors", "palette_png",
     "pixels_holding", "plot_anpgd_trace", "plot_decision_boundaries", "plot_deltas", "plot_decision_boundary", "plot_history", "plot_margin_ecdf", "plot_margin_histograms",
-    "plot_margin_sandwich", "plot_norm_balls", "plot_robust_accuracy", "plot_run", "plot_tradeoff", "plot_training_curves",
+    "plot_margin_pairs", "plot_margin_sandwich", "plot_norm_balls", "plot_robust_accuracy", "plot_run", "plot_tradeoff", "plot_training_curves",
     "read_history", "robust_accuracy", "spread_subset", "static", "tradeoff", "training_curves",
 ]

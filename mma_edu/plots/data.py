@@ -152,6 +152,26 @@ def spread_subset(x: Tensor, k: int) -> Tensor:
     return torch.tensor(sorted(chosen))
 
 
+def margin_parts(margins) -> tuple[Tensor, Tensor, float | None]:
+    """(margin (N,) float64 on the CPU, unbroken (N,) bool, max_eps) of a 2-D figure's margins.
+
+    ``margins``: a :class:`~mma_edu.margins.MarginResult` (anything with ``margin``, ``found`` and ``max_eps``),
+    whose unbroken examples (the search reached max_eps without breaking them: margin only known to be
+    ≥ max_eps) are marked; or a bare (N,) tensor, of which no example is known to be unbroken.
+    """
+    if hasattr(margins, "margin") and hasattr(margins, "found"):
+        m = torch.as_tensor(margins.margin).detach().cpu().double().reshape(-1)
+        unbroken = ~torch.as_tensor(margins.found).cpu().bool().reshape(-1)
+        return m, unbroken, getattr(margins, "max_eps", None)
+    m = torch.as_tensor(margins).detach().cpu().double().reshape(-1)
+    return m, torch.zeros(m.numel(), dtype=torch.bool), None
+
+
+def unbroken_text(max_eps: float | None) -> str:
+    """How a legend or a hover names an example the margin search did not break within max_eps."""
+    return f"margin ≥ max_eps = {max_eps:g} (not broken)" if max_eps is not None else "margin ≥ max_eps (not broken)"
+
+
 def marked_mask(x: Tensor, marked: int | None = MARKED) -> Tensor:
     """(N,) bool: the points of x (N, 2) that get a ball and a δ* arrow (:func:`spread_subset`; None: all)."""
     shown = torch.zeros(len(x), dtype=torch.bool)
@@ -246,7 +266,8 @@ def margin_ecdfs(margins: Mapping[str, Tensor], labels: Tensor | Sequence[int] |
     ``found`` (per model, (N,) bool, e.g. :attr:`MarginResult.found`) says which margins the search found;
     without it an example hit max_eps when its margin is ≥ max_eps (what an unbroken example reports; an exact
     margin above max_eps is inf). NaN margins (unknown) are left out of the curve; ``index`` keeps the rows.
-    Margins are drawn clamped at ``max_eps``.
+    Margins that hit max_eps, and infinite ones, are drawn at ``max_eps``; a margin the search found beyond it
+    (``found`` True: an attack not capped by max_eps, such as FMN) is drawn at its value.
     """
     if not margins:
         raise ValueError("margins must hold at least one model's margins")
@@ -265,13 +286,78 @@ def margin_ecdfs(margins: Mapping[str, Tensor], labels: Tensor | Sequence[int] |
             hit = torch.zeros(n, dtype=torch.bool)
         known = ~torch.isnan(m)  # NaN: unknown (e.g. an exact solver's time limit); left out, indices kept
         order = torch.nonzero(known).squeeze(1)[torch.argsort(m[known], stable=True)]
-        shown = m[order].clamp(max=max_eps) if max_eps is not None else m[order]
+        # At max_eps: what hit it unbroken and what is infinite. A margin found beyond max_eps (a search not
+        # capped by it, such as FMN) is drawn where it is.
+        shown = m[order]
+        if max_eps is not None:
+            shown = torch.where(hit[order] | ~torch.isfinite(shown), shown.clamp(max=max_eps), shown)
         k = order.numel()
         lab = torch.as_tensor(labels).cpu().reshape(-1)[order].tolist() if labels is not None else [-1] * k
         out.append(MarginECDF(name=name, method=method_of(name), color=colors[name], margin=shown.tolist(),
                               fraction=[(j + 1) / k for j in range(k)], index=order.tolist(),
                               label=[int(v) for v in lab], hit=hit[order].tolist(),
                               median=float(m[known].median()) if k else math.nan, max_eps=max_eps))
+    return out
+
+
+@dataclass
+class MarginPairs:
+    """Two margin estimates of the same examples by one model, one point per example (notebook 07's ℓ2 panels):
+    ``reference`` (x: the better bound, e.g. the best of AN-PGD and FMN) against ``estimate`` (y: e.g. AN-PGD
+    alone). A point above the diagonal is an estimate longer than the reference: a worse upper bound.
+
+    Shown: the examples the reference search broke (found, margin > 0); ``left_out`` counts the others
+    (misclassified, or unbroken by the reference too). ``capped``: the estimate's search reached ``max_eps``
+    unbroken, so its margin is only known to be ≥ max_eps (drawn at max_eps). ``excess`` is estimate /
+    reference − 1, ``found_by`` which search found the reference ("anpgd", "fmn", ...; "unknown" without it).
+    ``top`` is where the diagonal ends: the largest value drawn, at least max_eps.
+    """
+
+    name: str
+    color: str
+    index: list[int]
+    label: list[int]
+    reference: list[float]
+    estimate: list[float]
+    excess: list[float]
+    capped: list[bool]
+    found_by: list[str]
+    max_eps: float | None
+    left_out: int
+    top: float
+
+
+def margin_pairs(pairs: Mapping[str, tuple], labels: Tensor | Sequence[int] | None = None) -> list[MarginPairs]:
+    """Per model (name → (estimate, reference), both :class:`~mma_edu.margins.MarginResult` of the same N
+    examples), the examples the reference broke with both margins, in example order."""
+    if not pairs:
+        raise ValueError("pairs must hold at least one model's (estimate, reference) margins")
+    colors = model_colors(list(pairs))
+    out = []
+    for name, (est, ref) in pairs.items():
+        a = torch.as_tensor(est.margin).detach().cpu().double().reshape(-1)
+        b = torch.as_tensor(ref.margin).detach().cpu().double().reshape(-1)
+        n = b.numel()
+        if a.numel() != n:
+            raise ValueError(f"the estimate and the reference of {name!r} must hold the same examples, got "
+                             f"{a.numel()} and {n} margins")
+        if labels is not None and len(labels) != n:
+            raise ValueError(f"labels must have one entry per margin ({n} for {name!r}), got {len(labels)}")
+        keep = torch.as_tensor(ref.found).cpu().bool().reshape(-1) & (b > 0)
+        idx = torch.nonzero(keep).squeeze(1)
+        capped = ~torch.as_tensor(est.found).cpu().bool().reshape(-1)[idx]
+        max_eps = getattr(est, "max_eps", None)
+        shown = a[idx].clone()
+        if max_eps is not None:
+            shown[capped] = shown[capped].clamp(max=max_eps)
+        by = ref.found_by_names() if hasattr(ref, "found_by_names") else ["unknown"] * n
+        lab = torch.as_tensor(labels).cpu().reshape(-1)[idx].tolist() if labels is not None else [-1] * len(idx)
+        top = max([float(max_eps or 0.0)] + b[idx].tolist() + shown.tolist())
+        out.append(MarginPairs(name=name, color=colors[name], index=idx.tolist(), label=[int(v) for v in lab],
+                               reference=b[idx].tolist(), estimate=shown.tolist(),
+                               excess=(a[idx] / b[idx] - 1).tolist(), capped=capped.tolist(),
+                               found_by=[by[i] for i in idx.tolist()], max_eps=max_eps, left_out=n - len(idx),
+                               top=top))
     return out
 
 
@@ -328,8 +414,13 @@ def margin_sandwich(certified: Mapping[str, Tensor], exact: Tensor, estimates: M
 # ---------------------------------------------------------------------------------------------------------------
 
 # What each column of a run's history is, as the axes say it.
+# MMA's margin estimate (epsilon with a hat) in text that is printed or shown: a combining circumflex (U+0302)
+# lands beside the ε in monospace output and in matplotlib, so plain text (prints, hovers, plotly titles) says
+# EPS_HAT and matplotlib labels say EPS_HAT_TEX (mathtext; :func:`~mma_edu.plots.static.mathtext` converts).
+EPS_HAT = "ε-hat"
+EPS_HAT_TEX = r"$\hat{\varepsilon}$"
 HISTORY_LABELS = {"loss": "training loss (mean per batch)", "clean_acc": "clean accuracy (training batches)",
-                  "margin": "mean ε̂ found in training", "margin_median": "median ε̂ in MMA's margin memory"}
+                  "margin": f"mean {EPS_HAT} found in training", "margin_median": f"median {EPS_HAT} in MMA's margin memory"}
 HISTORY_KEYS = ("loss", "clean_acc", "margin_median")
 
 

@@ -21,8 +21,9 @@ from plotly.subplots import make_subplots
 from torch import Tensor
 
 from .data import (CLASS_COLORS, HISTORY_KEYS, HISTORY_LABELS, MARKED, accuracy_curves, ball_outlines,
-                   boundary_grid, budget_curves, budget_gaps, history_series, margin_ecdfs, margin_sandwich, marked_mask,
-                   method_color, method_label, region_image, tradeoff_curves)
+                   boundary_grid, budget_curves, budget_gaps, history_series, margin_ecdfs, margin_pairs, margin_parts,
+                   margin_sandwich, marked_mask, method_color, method_label, region_image, tradeoff_curves,
+                   unbroken_text)
 
 DIGITS = 6  # significant digits kept in a figure's data: plenty for a hover, half the bytes of float64 repr
 
@@ -149,6 +150,52 @@ def margin_ecdf_figure(margins: Mapping[str, Tensor], labels=None, *, max_eps: f
     return fig
 
 
+def margin_pairs_figure(pairs: Mapping[str, tuple], labels=None, *, norm: str | None = None,
+                        estimate_name: str = "AN-PGD alone", reference_name: str = "best of AN-PGD and FMN",
+                        title: str | None = None) -> go.Figure:
+    """Two margin estimates of the same examples, one panel per model, one point per example (twin of
+    :func:`~mma_edu.plots.static.plot_margin_pairs`).
+
+    Traces per model: ``name`` (the examples the estimate broke; x the reference, y the estimate), with
+    ``"<name>: unbroken"`` (the estimate reached max_eps unbroken: drawn at max_eps as triangles) when there are
+    any, and ``"<name>: diagonal"``. Each point's ``customdata`` is [index, label, estimate / reference − 1] and
+    its ``text`` the search that found the reference; hover says the example, its label, both margins and how
+    much longer the estimate is.
+    """
+    panels = margin_pairs(pairs, labels)
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[p.name for p in panels], horizontal_spacing=0.07)
+    unit = f" ({norm})" if norm else ""
+    for col, p in enumerate(panels, start=1):
+        for capped in (False, True):
+            ks = [k for k, c in enumerate(p.capped) if c == capped]
+            if capped and not ks:
+                continue
+            if capped:
+                second = f"{estimate_name}: unbroken at max_eps = {p.max_eps:g}, margin ≥ {p.max_eps:g}"
+            else:
+                second = f"{estimate_name} %{{y:.4f}} (%{{customdata[2]:+.1%}})"
+            fig.add_trace(go.Scatter(
+                x=_f32([p.reference[k] for k in ks]), y=_f32([p.estimate[k] for k in ks]), mode="markers",
+                name=f"{p.name}: unbroken" if capped else p.name, showlegend=False,
+                marker=dict(size=8 if capped else 6, symbol="triangle-up" if capped else "circle",
+                            color="#666666" if capped else p.color),
+                customdata=_f32([[p.index[k], p.label[k], p.excess[k]] for k in ks]).reshape(-1, 3),
+                text=[p.found_by[k] for k in ks],
+                hovertemplate=(f"<b>{p.name}</b><br>digit #%{{customdata[0]}}, label %{{customdata[1]}}<br>"
+                               f"{reference_name} %{{x:.4f}} (found by %{{text}})<br>{second}<extra></extra>")),
+                row=1, col=col)
+        fig.add_trace(go.Scatter(x=[0, _r(p.top)], y=[0, _r(p.top)], mode="lines", name=f"{p.name}: diagonal",
+                                 showlegend=False, line=dict(color="black", dash="dash", width=1), hoverinfo="skip"),
+                      row=1, col=col)
+        fig.update_xaxes(title_text=reference_name + unit, row=1, col=col)
+        fig.update_yaxes(title_text=estimate_name + unit if col == 1 else None, row=1, col=col)
+    fig.update_annotations(font_size=11)
+    fig.update_layout(template=TEMPLATE, height=380, hovermode="closest",
+                      title=dict(text=title or f"{estimate_name} against {reference_name}, per example",
+                                 font=dict(size=13)))
+    return fig
+
+
 def margin_sandwich_figure(certified: Mapping[str, Tensor], exact: Tensor, estimates: Mapping[str, Tensor], *,
                            solved: Tensor, max_eps: float, norm: str = "ℓ∞") -> go.Figure:
     """Certified ≤ exact ≤ AN-PGD per example (twin of :func:`~mma_edu.plots.static.plot_margin_sandwich`).
@@ -259,13 +306,16 @@ def decision_boundary_figure(panels: Mapping[str, tuple], x: Tensor, y: Tensor, 
                              cols: int = 2, resolution: int = 150, pad: float = 0.5,
                              marked: int | None = MARKED) -> go.Figure:
     """Decision regions of 2-D classifiers, zoomable, one panel per entry of ``panels`` (title → (model, margins
-    (N,) or None)); twin of :func:`~mma_edu.plots.static.plot_decision_boundaries`.
+    or None), margins a MarginResult or a bare (N,) tensor); twin of
+    :func:`~mma_edu.plots.static.plot_decision_boundaries`.
 
     The regions are a small picture under each panel (a layout image of :func:`~mma_edu.plots.data.region_image`,
     a few KB, where a heatmap of the grid would cost hundreds); the points are scatter traces, one per class and
-    panel, named "<title>: class k", whose ``customdata`` is [index, margin (NaN: none given)] (hover: class and
-    margin). The
-    balls of the ``marked`` points (:func:`~mma_edu.plots.data.marked_mask`) are drawn to scale (equal axes).
+    panel, named "<title>: class k", whose ``customdata`` is [index, margin (NaN: none given, or unknown)] and,
+    with margins, ``text`` the hover's margin line. The balls of the ``marked`` points
+    (:func:`~mma_edu.plots.data.marked_mask`) are drawn to scale (equal axes). A point the search did not break
+    within max_eps (a MarginResult's unbroken ones) gets no ball, but a black × in a trace named
+    :func:`~mma_edu.plots.data.unbroken_text` (one legend entry) and the hover "margin ≥ max_eps (not broken)".
     """
     x, y = x.detach().cpu(), y.cpu()
     rows = -(-len(panels) // cols)
@@ -279,18 +329,28 @@ def decision_boundary_figure(panels: Mapping[str, tuple], x: Tensor, y: Tensor, 
         fig.add_layout_image(source=image_uri(region_image(probs.argmax(-1))), xref=f"x{ref}", yref=f"y{ref}",
                              x=float(gx[0]), y=float(gy[-1]), sizex=float(gx[-1] - gx[0]),
                              sizey=float(gy[-1] - gy[0]), sizing="stretch", layer="below")
-        m = margins.detach().cpu().double() if margins is not None else None
+        m, unbroken, max_eps = margin_parts(margins) if margins is not None else (None, None, None)
         for k in range(int(y.max()) + 1):
             idx = torch_nonzero(y == k)
+            known = [m is not None and not bool(unbroken[i]) for i in idx]
             fig.add_trace(go.Scatter(
                 x=_f32(x[idx, 0]), y=_f32(x[idx, 1]), mode="markers", name=f"{title}: class {k}",
                 marker=dict(size=7, color=CLASS_COLORS[k], line=dict(width=0.6, color="white")), showlegend=False,
-                customdata=_f32([[i, float(m[i]) if m is not None else np.nan] for i in idx]).reshape(-1, 2),
+                customdata=_f32([[i, float(m[i]) if ok else np.nan] for i, ok in zip(idx, known)]).reshape(-1, 2),
+                text=None if m is None else [f"margin {float(m[i]):.4f}" if ok else unbroken_text(max_eps)
+                                             for i, ok in zip(idx, known)],
                 hovertemplate=(f"point #%{{customdata[0]}}, class {k}<br>x = (%{{x:.3f}}, %{{y:.3f}})"
-                               + ("<br>margin %{customdata[1]:.4f}" if m is not None else "") + "<extra></extra>")),
+                               + ("<br>%{text}" if m is not None else "") + "<extra></extra>")),
                 row=row, col=col)
+        if m is not None and unbroken.any():
+            idx = torch_nonzero(unbroken)
+            fig.add_trace(go.Scatter(
+                x=_f32(x[idx, 0]), y=_f32(x[idx, 1]), mode="markers", name=unbroken_text(max_eps),
+                legendgroup="unbroken", showlegend=not any(t.legendgroup == "unbroken" for t in fig.data),
+                marker=dict(symbol="x-thin-open", size=9, line=dict(width=1.5, color="black"), color="black"),
+                hoverinfo="skip"), row=row, col=col)
         if m is not None:
-            ok = shown & (m > 0) & m.isfinite()
+            ok = shown & (m > 0) & m.isfinite() & ~unbroken
             idx = torch_nonzero(ok)
             if idx:
                 outlines = ball_outlines(x[idx], m[idx].float(), norm)
@@ -304,7 +364,10 @@ def decision_boundary_figure(panels: Mapping[str, tuple], x: Tensor, y: Tensor, 
                          row=row, col=col)
     fig.update_annotations(font_size=11)
     fig.update_layout(template=TEMPLATE, height=430 * rows, hovermode="closest", dragmode="zoom",
-                      title=dict(text=f"decision boundaries, {norm} margins as balls", font=dict(size=13)))
+                      title=dict(text=f"decision boundaries, {norm} margins as balls", font=dict(size=13)),
+                      # The one legend entry (unbroken points), under the panels, clear of tick labels.
+                      legend=dict(orientation="h", x=0, y=-30 / (430 * rows - 100), xanchor="left", yanchor="top"),
+                      margin=dict(b=70))
     return fig
 
 

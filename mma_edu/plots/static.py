@@ -17,9 +17,16 @@ from torch import Tensor, nn
 from .. import norms
 from ..presets import eps_label
 from .data import CLASS_COLORS, MARKED, ball_outlines, boundary_grid, marked_mask, spread_subset  # noqa: F401 (re-exported)
-from .data import (HISTORY_KEYS, HISTORY_LABELS, accuracy_curves, budget_curves, budget_gaps, history_series,
-                   margin_ecdfs, margin_sandwich, method_color, tradeoff_curves)
+from .data import margin_parts, unbroken_text
+from .data import (EPS_HAT, EPS_HAT_TEX, HISTORY_KEYS, HISTORY_LABELS, accuracy_curves, budget_curves, budget_gaps, history_series,
+                   margin_ecdfs, margin_pairs, margin_sandwich, method_color, tradeoff_curves)
 
+
+
+def mathtext(label: str) -> str:
+    """A plain-text label (:data:`~mma_edu.plots.data.EPS_HAT`, "ε-hat") as matplotlib draws it best: ε with a
+    mathtext hat (a combining circumflex U+0302 would land beside the ε)."""
+    return label.replace(EPS_HAT, EPS_HAT_TEX)
 
 
 def _ax(ax):
@@ -38,7 +45,7 @@ def plot_decision_boundary(
     y: Tensor,
     *,
     ax=None,
-    margins: Tensor | None = None,
+    margins=None,
     norm: str = "l2",
     x_adv: Tensor | None = None,
     title: str | None = None,
@@ -48,11 +55,15 @@ def plot_decision_boundary(
 ):
     """Decision regions of a 2-D classifier, its points, and optionally some points' margins.
 
-    margins (N,): draws the ball of that radius around a point (circle for
-    ℓ2, square for ℓ∞) — it just touches the decision boundary. x_adv (N, 2):
-    arrows to the shortest successful perturbation. Balls and arrows are drawn
-    for at most ``marked`` points spread evenly over the data (ringed in black;
-    None: every point), and a note in the corner says for how many.
+    margins (a :class:`~mma_edu.margins.MarginResult`, or a bare (N,) tensor):
+    draws the ball of that radius around a point (circle for ℓ2, square for
+    ℓ∞) — it just touches the decision boundary. A point the search did not
+    break within max_eps (a MarginResult's unbroken ones) has no known margin,
+    only ≥ max_eps: it gets a black × and a legend entry, not a ball of radius
+    max_eps (which around a collapsed model's points would be huge and wrong).
+    x_adv (N, 2): arrows to the shortest successful perturbation. Balls and
+    arrows are drawn for at most ``marked`` points spread evenly over the data
+    (ringed in black; None: every point), and a note in the corner says for how many.
     """
     ax = _ax(ax)
     x, y = x.detach().cpu(), y.cpu()
@@ -72,10 +83,15 @@ def plot_decision_boundary(
             ax.text(0.99, 0.01, f"{what} for {int(shown.sum())} of {len(x)} points (ringed)", transform=ax.transAxes,
                     ha="right", va="bottom", fontsize=7, bbox=dict(facecolor="white", alpha=0.7, lw=0))
     if margins is not None:
-        finite = torch.isfinite(margins.cpu()) & (margins.cpu() > 0) & shown
-        outlines = ball_outlines(x[finite], margins.cpu()[finite], norm)
+        m, unbroken, max_eps = margin_parts(margins)
+        finite = torch.isfinite(m) & (m > 0) & ~unbroken & shown
+        outlines = ball_outlines(x[finite], m[finite], norm)
         colors = [CLASS_COLORS[int(k)] for k in y[finite]]
         ax.add_collection(LineCollection(outlines, colors=colors, linewidths=0.9, alpha=0.8, zorder=2))
+        if unbroken.any():
+            ax.scatter(x[unbroken, 0], x[unbroken, 1], marker="x", s=22, color="k", linewidth=0.9, zorder=5,
+                       label=f"{unbroken_text(max_eps)}: {int(unbroken.sum())} of {len(x)}")
+            ax.legend(fontsize=7, loc="upper left", framealpha=0.8)
     if x_adv is not None:
         xa = x_adv.detach().cpu()
         moved = ((xa - x).norm(dim=1) > 0) & shown
@@ -93,7 +109,8 @@ def plot_decision_boundary(
 
 def plot_decision_boundaries(panels: Mapping[str, tuple], x: Tensor, y: Tensor, *, norm: str = "l2",
                              cols: int = 2, resolution: int = 200, marked: int | None = MARKED):
-    """Several 2-D classifiers side by side: ``panels`` maps a panel's title to (model, margins (N,) or None);
+    """Several 2-D classifiers side by side: ``panels`` maps a panel's title to (model, margins or None; a
+    MarginResult marks its unbroken points, see :func:`plot_decision_boundary`);
     one :func:`plot_decision_boundary` each. The interactive twin is
     :func:`mma_edu.plots.interactive.decision_boundary_figure`."""
     rows = -(-len(panels) // cols)
@@ -203,7 +220,7 @@ def plot_history(history, keys: Sequence[str] = ("loss", "clean_acc", "margin"),
         ax.plot(history.column("epoch"), history.column(key), marker="o", ms=3)
         ax.set_title(key)
         ax.set_xlabel("epoch")
-        ax.set_ylabel(HISTORY_LABELS.get(key, key))
+        ax.set_ylabel(mathtext(HISTORY_LABELS.get(key, key)))
         ax.grid(alpha=0.3)
     return axes
 
@@ -237,6 +254,34 @@ def plot_margin_ecdf(margins: Mapping[str, Tensor], labels=None, *, max_eps: flo
     if title:
         ax.set_title(title, fontsize=9)
     return ax
+
+
+def plot_margin_pairs(pairs: Mapping[str, tuple], labels=None, *, norm: str | None = None,
+                      estimate_name: str = "AN-PGD alone", reference_name: str = "best of AN-PGD and FMN", axes=None):
+    """Two margin estimates of the same examples, one panel per model (name → (estimate, reference), both
+    MarginResults): each example a point (x: the reference, y: the estimate), the diagonal where they agree.
+    The estimate's unbroken examples (margin only known to be ≥ max_eps) are drawn at max_eps as grey upward
+    triangles, not as points: a point below the diagonal would claim the estimate shorter. The interactive twin
+    is :func:`mma_edu.plots.interactive.margin_pairs_figure` (same points, :func:`.data.margin_pairs`)."""
+    panels = margin_pairs(pairs, labels)
+    if axes is None:
+        _, axes = plt.subplots(1, len(panels), figsize=(3.7 * len(panels), 3.6), squeeze=False)
+    axes = np.atleast_1d(axes).ravel()
+    unit = f" ({norm})" if norm else ""
+    for ax, p in zip(axes, panels):
+        ok = [k for k, c in enumerate(p.capped) if not c]
+        cut = [k for k, c in enumerate(p.capped) if c]
+        ax.scatter([p.reference[k] for k in ok], [p.estimate[k] for k in ok], s=8, color=p.color)
+        if cut:
+            ax.scatter([p.reference[k] for k in cut], [p.estimate[k] for k in cut], marker="^", s=18, color="0.4",
+                       label=f"{estimate_name} unbroken at {p.max_eps:g} ({len(cut)}): margin ≥ {p.max_eps:g}")
+            ax.legend(fontsize=7, loc="lower right")
+        ax.plot([0, p.top], [0, p.top], "k--", lw=0.8)
+        ax.set_xlabel(reference_name + unit)
+        ax.set_ylabel(estimate_name + unit)
+        ax.set_title(p.name, fontsize=9)
+    axes[0].figure.tight_layout()
+    return axes[0].figure
 
 
 SANDWICH_STYLE = {"certified": dict(marker="v", color="#3f83c4"), "exact": dict(marker="o", color="k"),
@@ -286,7 +331,7 @@ def plot_training_curves(history, keys: Sequence[str] = HISTORY_KEYS, *, title: 
     axes = np.atleast_1d(axes).ravel()
     for ax, (key, (steps, values)) in zip(axes, series.items()):
         ax.plot(steps, values, marker="o", ms=3, color=method_color("MMA") if key.startswith("margin") else "0.3")
-        ax.set_title(HISTORY_LABELS.get(key, key), fontsize=9)
+        ax.set_title(mathtext(HISTORY_LABELS.get(key, key)), fontsize=9)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
     if title:

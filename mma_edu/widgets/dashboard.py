@@ -7,6 +7,7 @@ import time
 import numpy as np
 import matplotlib.pyplot as plt
 
+from ..plots.data import EPS_HAT_TEX
 from .base import _Explorer
 from .memory import MAXEPS_FACTOR
 
@@ -34,7 +35,7 @@ def dashboard_figure(steps: list[int], losses: list[float], epochs: list[dict], 
         axes[2].axhline(d_max, color="k", ls=":", lw=0.8, label="d_max")
         axes[2].legend(fontsize=8)
     axes[2].set_xlabel("epoch")
-    axes[2].set_ylabel("mean ε̂ (0 outside S⁺)")
+    axes[2].set_ylabel(f"mean {EPS_HAT_TEX} (0 outside S⁺)")
     axes[2].set_title("average margin in memory (per epoch)", fontsize=9)
     hist = epochs[-1].get("margin_hist") if epochs else None
     if hist:
@@ -44,7 +45,7 @@ def dashboard_figure(steps: list[int], losses: list[float], epochs: list[dict], 
         axes[3].axvline(d_max, color="k", ls=":", lw=0.8, label="d_max (the hinge)")
         axes[3].axvline(max_eps, color="#7b4fa0", ls="--", lw=0.8, label=f"maxeps = {max_eps / d_max:.3g}·d_max: unbroken")
         axes[3].legend(fontsize=7, loc="upper left")
-    axes[3].set_xlabel("ε̂")
+    axes[3].set_xlabel(EPS_HAT_TEX)
     axes[3].set_title("margins this epoch", fontsize=9)
     if title:
         fig.suptitle(title, fontsize=11)

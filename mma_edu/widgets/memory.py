@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..plots.data import EPS_HAT_TEX
 from .base import _Explorer
 
 
@@ -47,13 +48,13 @@ def margin_memory_figure(memory: Tensor, epoch: int, *, d_max: float | None = No
         axes[0].axhline(max_eps, color="#7b4fa0", ls="--", lw=0.8, label=f"maxeps = {max_eps / d_max:.3g}·d_max")
     axes[0].axvline(epoch, color="#d62728", lw=0.8)
     axes[0].set_xlabel("epoch")
-    axes[0].set_ylabel("ε̂ in memory")
+    axes[0].set_ylabel(f"{EPS_HAT_TEX} in memory")
     axes[0].legend(fontsize=8, loc="lower right")
-    axes[0].set_title(f"{len(pick)} of {m.shape[1]} examples' ε̂ over epochs", fontsize=9)
+    axes[0].set_title(f"{len(pick)} of {m.shape[1]} examples' {EPS_HAT_TEX} over epochs", fontsize=9)
     row = m[min(max(epoch, 1), m.shape[0]) - 1]
     top = float(m.max()) or 1.0
     axes[1].hist(row.numpy(), bins=30, range=(0, top), color="#2a9d5c")
-    axes[1].set_xlabel("ε̂")
+    axes[1].set_xlabel(EPS_HAT_TEX)
     title = f"epoch {epoch}: median {row.median():.3f}, {(row == 0).float().mean():.0%} at 0"
     if d_max is not None:
         axes[1].axvline(d_max, color="k", ls=":", lw=0.8)

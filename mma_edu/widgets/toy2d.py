@@ -16,9 +16,10 @@ from .base import _Explorer, _label
 
 def margin_figure_2d(model: nn.Module, data: ArrayDataset, margins: MarginResult, *, norm: str, title: str,
                      ax=None):
-    """Decision regions, each point's margin ball and its arrow to δ* (the view of :class:`MarginExplorer2D`)."""
+    """Decision regions, each point's margin ball and its arrow to δ* (the view of :class:`MarginExplorer2D`);
+    a point the search did not break within max_eps gets a × instead of a ball (its margin is only ≥ max_eps)."""
     fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(5.5, 5))
-    plots.plot_decision_boundary(model, data.x, data.y, ax=ax, margins=margins.margin, norm=norm,
+    plots.plot_decision_boundary(model, data.x, data.y, ax=ax, margins=margins, norm=norm,
                                  x_adv=margins.x_adv, title=title)
     ax.title.set_fontsize(9)
     return fig

@@ -10,6 +10,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -17,6 +20,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "build" / "browser"
 KERNEL = "mma-edu"
+LAB_SETTINGS = ROOT / "jupyter" / "lab-settings"  # what `make lab` passes: JupyterLab saves widget state
 
 
 def chromium_path() -> str | None:
@@ -37,6 +41,33 @@ def smoke_copy(src: Path, dst_dir: Path) -> Path:
     out = dst_dir / src.name
     out.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
     return out
+
+
+@contextmanager
+def running_lab(jupyter_env: dict, nbdir: Path):
+    """JupyterLab on a free port over the notebooks in ``nbdir``, configured as `make lab` does (widget state saved),
+    every cell rendered (no virtual scrolling, so each output is in the DOM to be checked), the kernel's own
+    matplotlib backend (inline, as for students). Yields an object with ``url`` and ``dir``; stops the server."""
+    from servers import free_port, stop, wait_http
+
+    settings = Path(jupyter_env["JUPYTERLAB_SETTINGS_DIR"]) / "@jupyterlab" / "notebook-extension"
+    settings.mkdir(parents=True, exist_ok=True)
+    (settings / "tracker.jupyterlab-settings").write_text('{"windowingMode": "none"}')
+    port = free_port()
+    log = open(nbdir.parent / f"lab-{port}.log", "w")
+    env = {k: v for k, v in jupyter_env.items() if k != "MPLBACKEND"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jupyterlab", f"--notebook-dir={nbdir}", "--no-browser", "--ip=127.0.0.1",
+         f"--port={port}", "--ServerApp.port_retries=0", "--IdentityProvider.token=", "--ServerApp.password=",
+         "--allow-root", "--ServerApp.disable_check_xsrf=True", f"--LabApp.app_settings_dir={LAB_SETTINGS}"],
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_http(f"{url}/lab", proc)
+        yield type("Lab", (), {"url": url, "dir": nbdir})
+    finally:
+        stop(proc)
+        log.close()
 
 
 def pytest_collection_modifyitems(config, items):

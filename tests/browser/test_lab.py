@@ -8,21 +8,16 @@ Each notebook runs in smoke mode (a copy with ``profile = "smoke"``). The notebo
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 
-from servers import free_port, stop, wait_http
-
-from .conftest import ROOT, smoke_copy
+from .conftest import ROOT, running_lab, smoke_copy
+from .plotly_page import hover
 
 WIDGET_NOTEBOOKS = ["01_margins.ipynb", "03_toy_decision_boundaries.ipynb", "04_anpgd.ipynb", "05_mnist_mma.ipynb"]
 BROKEN = ("Error displaying widget", "model not found", "Loading widget")
-LAB_SETTINGS = ROOT / "jupyter" / "lab-settings"  # what `make lab` passes: JupyterLab saves widget state
 
 # The SHA-1 of the PNG an output's widget shows (null until the picture has loaded).
 PICTURE_JS = """async (el) => {
@@ -40,25 +35,8 @@ def lab(jupyter_env, tmp_path_factory):
     nbdir = tmp_path_factory.mktemp("notebooks")
     for name in WIDGET_NOTEBOOKS:
         smoke_copy(ROOT / "notebooks" / name, nbdir)
-    settings = Path(jupyter_env["JUPYTERLAB_SETTINGS_DIR"]) / "@jupyterlab" / "notebook-extension"
-    settings.mkdir(parents=True, exist_ok=True)
-    # Render every cell (no virtual scrolling), so each output is in the DOM to be checked.
-    (settings / "tracker.jupyterlab-settings").write_text('{"windowingMode": "none"}')
-    port = free_port()
-    log = open(nbdir.parent / f"lab-{port}.log", "w")
-    env = {k: v for k, v in jupyter_env.items() if k != "MPLBACKEND"}  # the kernel's inline backend, as for students
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", f"--notebook-dir={nbdir}", "--no-browser", "--ip=127.0.0.1",
-         f"--port={port}", "--ServerApp.port_retries=0", "--IdentityProvider.token=", "--ServerApp.password=",
-         "--allow-root", "--ServerApp.disable_check_xsrf=True", f"--LabApp.app_settings_dir={LAB_SETTINGS}"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_http(f"{url}/lab", proc)
-        yield type("Lab", (), {"url": url, "dir": nbdir})
-    finally:
-        stop(proc)
-        log.close()
+    with running_lab(jupyter_env, nbdir) as server:
+        yield server
 
 
 class Notebook:
@@ -220,6 +198,16 @@ def _interact_05(nb: Notebook, outs, r: int) -> None:
     while (old := explorer.evaluate(title)) is None:
         assert time.time() < deadline, "the explorer's plotly figure did not render"
         time.sleep(0.3)
+    if r == 0:
+        # As the notebook left it: the digit it recorded; hovering the pixel it recorded in δ* (trace 1, x = col,
+        # y = row) shows that pixel's value.
+        from mma_edu.course import read_records
+
+        nb.save()
+        rec = read_records(nb.lab.dir / nb.name, require=["05.explorer"])["05.explorer"]
+        assert old.startswith(f"#{rec['digit']}: "), (old, rec)
+        hover(nb.page, explorer.locator(".js-plotly-plot"), 1, (rec["col"], rec["row"]),
+              [f"row {rec['row']}, col {rec['col']}", f"δ* = {rec['delta']:+.3f}"])
     explorer.locator(".noUi-handle").first.focus()
     nb.page.keyboard.press(("ArrowRight", "ArrowLeft", "End")[r])
     while explorer.evaluate(title) in (old, None):

@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import json
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from servers import free_port, stop, wait_http
-
-from .test_lab import LAB_SETTINGS, Notebook
+from .conftest import running_lab
+from .plotly_page import hover, plots_drawn
+from .test_lab import Notebook
 
 NAME = "plotly_figures.ipynb"
 CELLS = [
@@ -46,17 +44,6 @@ explorer = MNISTMarginExplorer(zoo.load("mma-0.45"), zoo.eval_data(12), norm="li
 explorer""",
 ]
 
-# Page coordinates of the data point (x, y) in trace t of the i-th plotly figure on the page.
-AT_JS = """([i, t, x, y]) => {
-  const gd = document.querySelectorAll('.js-plotly-plot')[i];
-  const fl = gd._fullLayout, tr = gd._fullData[t];
-  const xa = fl[tr.xaxis.replace('x', 'xaxis')], ya = fl[tr.yaxis.replace('y', 'yaxis')];
-  const box = gd.querySelector('.main-svg').getBoundingClientRect();
-  return [box.left + xa._offset + xa.l2p(x), box.top + ya._offset + ya.l2p(y)];
-}"""
-POINT_JS = "([i, t, k]) => { const tr = document.querySelectorAll('.js-plotly-plot')[i]._fullData[t]; return [tr.x[k], tr.y[k]]; }"
-
-
 def _notebook(folder: Path) -> Path:
     cells = [{"cell_type": "code", "execution_count": None, "id": f"c{k}", "metadata": {}, "outputs": [],
               "source": src} for k, src in enumerate(CELLS)]
@@ -72,61 +59,19 @@ def _notebook(folder: Path) -> Path:
 def plotly_lab(jupyter_env, tmp_path_factory):
     nbdir = tmp_path_factory.mktemp("plotly")
     _notebook(nbdir)
-    settings = Path(jupyter_env["JUPYTERLAB_SETTINGS_DIR"]) / "@jupyterlab" / "notebook-extension"
-    settings.mkdir(parents=True, exist_ok=True)
-    (settings / "tracker.jupyterlab-settings").write_text('{"windowingMode": "none"}')
-    port = free_port()
-    log = open(nbdir.parent / f"lab-{port}.log", "w")
-    env = {k: v for k, v in jupyter_env.items() if k != "MPLBACKEND"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", f"--notebook-dir={nbdir}", "--no-browser", "--ip=127.0.0.1",
-         f"--port={port}", "--ServerApp.port_retries=0", "--IdentityProvider.token=", "--ServerApp.password=",
-         "--allow-root", "--ServerApp.disable_check_xsrf=True", f"--LabApp.app_settings_dir={LAB_SETTINGS}"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_http(f"{url}/lab", proc)
-        yield type("Lab", (), {"url": url, "dir": nbdir})
-    finally:
-        stop(proc)
-        log.close()
+    with running_lab(jupyter_env, nbdir) as server:
+        yield server
 
 
-def _plots(page, expected: int, timeout: float = 60):
-    """The rendered plotly figures, once ``expected`` of them are drawn (no "Loading", no error)."""
-    deadline = time.time() + timeout
-    while True:
-        # JupyterLab's plotly renderer shows the output's PNG until the mouse enters it, then draws the figure.
-        page.evaluate("() => document.querySelectorAll('.jp-RenderedPlotly .plot-img').forEach(i => {"
-                      " if (i.offsetParent !== null) i.dispatchEvent(new MouseEvent('mouseenter')); })")
-        n = page.eval_on_selector_all(".js-plotly-plot", "els => els.filter(e => e._fullLayout).length")
-        text = page.inner_text("body")
-        if n == expected and "Loading widget" not in text:
-            return
-        assert time.time() < deadline, f"{n} of {expected} plotly figures drawn"
-        time.sleep(0.5)
-
-
-def _hover(page, plot: int, trace: int, point, want: list[str]) -> str:
-    """Hover point k of a trace (or, given (x, y), that data position) until a label holding ``want`` shows."""
-    xy = point if isinstance(point, tuple) else page.evaluate(POINT_JS, [plot, trace, point])
-    x, y = page.evaluate(AT_JS, [plot, trace, *xy])
-    deadline = time.time() + 20
-    while True:
-        page.mouse.move(x - 3, y)
-        page.mouse.move(x, y)
-        labels = page.eval_on_selector_all(".js-plotly-plot .hoverlayer .hovertext",
-                                           "els => els.map(e => e.textContent)")
-        if any(all(w in t for w in want) for t in labels):
-            return " | ".join(labels)
-        assert time.time() < deadline, f"no hover label with {want}: {labels}"
-        time.sleep(0.3)
+def _plot(page, i: int):
+    """The i-th plotly figure of the page."""
+    return page.locator(".js-plotly-plot").nth(i)
 
 
 def _checks(page, record: dict) -> None:
     """Hover, legend click, drag-zoom on the robust-accuracy figure (plot 0)."""
     # Trace 2k+1 is model k's line (its band comes first); pgd-0.3 is model 2, its ε = 0.2 point is index 2.
-    _hover(page, 0, 5, 2, [record["text"], record["interval"], "n = 300"])
+    hover(page, _plot(page, 0), 5, 2, [record["text"], record["interval"], "n = 300"])
     # A legend click on a PGD-AT entry hides every PGD-AT model and band (legend group), not the others.
     page.locator(".js-plotly-plot").nth(0).locator(".legend .traces", has_text="pgd-0.1").click()
     page.wait_for_function("() => { const d = document.querySelectorAll('.js-plotly-plot')[0]._fullData;"
@@ -149,7 +94,7 @@ def test_plotly_figures_hover_hide_zoom_in_lab_after_refresh_and_reopen(page, pl
     page.on("console", lambda m: console.append(m.text) if m.type == "error" else None)
     nb = Notebook(page, plotly_lab, NAME).open()
     nb.run_all()
-    _plots(page, 3)
+    plots_drawn(page, 3)
     saved = nb.save()
     from mma_edu.course import read_records
 
@@ -172,13 +117,13 @@ def test_plotly_figures_hover_hide_zoom_in_lab_after_refresh_and_reopen(page, pl
     print(f"\nexplorer control-to-picture latency over {len(times)} moves: median {statistics.median(times):.3f} s, "
           f"worst {max(times):.3f} s")
     assert statistics.median(times) < 2.0, times
-    _hover(page, 2, 1, (14, 14), ["δ* ="])  # a pixel of δ*: the hover names its value
+    hover(page, _plot(page, 2), 1, (14, 14), ["δ* ="])  # a pixel of δ*: the hover names its value
 
     # A tab refresh: the figures come back (output data), and still hover, hide and zoom.
     page.reload()
     page.wait_for_selector(".jp-Notebook .jp-CodeCell")
     nb.wait_kernel()
-    _plots(page, 3)
+    plots_drawn(page, 3)
     _checks(page, record)
 
     # Saved, then reopened on a fresh kernel: drawn from the file, alive.
@@ -186,7 +131,7 @@ def test_plotly_figures_hover_hide_zoom_in_lab_after_refresh_and_reopen(page, pl
     nb.shut_down_kernels()
     page.goto("about:blank")
     nb.open()
-    _plots(page, 3)
+    plots_drawn(page, 3)
     _checks(page, record)
     assert not [c for c in console if "plotly" in c.lower()], console
     size = (plotly_lab.dir / NAME).stat().st_size
@@ -221,11 +166,11 @@ def test_site_figure_hovers_offline(page, plotly_lab, tmp_path):
 
     page.route("**/*", block)
     page.goto((html / "01_plotly.html").as_uri())
-    _plots(page, 2)  # the explorer is a widget: the site shows its picture
+    plots_drawn(page, 2)  # the explorer is a widget: the site shows its picture
     from mma_edu.course import read_records
 
     record = read_records(nb)["hover"]
-    _hover(page, 0, 5, 2, [record["text"], record["interval"], "n = 300"])
+    hover(page, _plot(page, 0), 5, 2, [record["text"], record["interval"], "n = 300"])
     assert not off_machine, off_machine
     size = (html / "01_plotly.html").stat().st_size
     assert size < 400_000, f"the page is {size:,} bytes (plotly.js must not be inlined)"

@@ -45,7 +45,7 @@ def _mma_variants(batch: dict) -> dict[str, float]:
     mma = (ce_adv * active).sum() / n
     clean = ce_clean.mean()
     return {
-        "no hinge: an example in S⁺ with ε̂ ≥ d_max contributes nothing to L_MMA (it is far enough already)":
+        "no hinge: an example in S⁺ with eps_hat ≥ d_max contributes nothing to L_MMA (it is far enough already)":
             ((1 - c) * ce_adv.mean() + c * clean).item(),
         "L_MMA divides by the whole batch size n, hinge-dropped examples included, not by the number of "
         "active examples": ((1 - c) * (ce_adv * active).sum() / active.sum() + c * clean).item(),
@@ -53,7 +53,7 @@ def _mma_variants(batch: dict) -> dict[str, float]:
         "the weights are swapped: L = (1 − c)·L_MMA + c·CE_clean with c = 1/3": (c * mma + (1 - c) * clean).item(),
         "the misclassified examples (S⁻) are trained on their clean loss inside L_MMA, not left out":
             ((1 - c) * (ce_adv * (pos & (eps_hat < d_max))).sum() / n + c * clean).item(),
-        "the hinge keeps the examples BELOW d_max (ε̂ < d_max) and drops those above":
+        "the hinge keeps the examples BELOW d_max (eps_hat < d_max) and drops those above":
             ((1 - c) * (ce_adv * (~pos | (eps_hat >= d_max))).sum() / n + c * clean).item(),
     }
 
@@ -70,7 +70,7 @@ def check_mma_loss_by_hand(value: float | None) -> bool | None:
         if _close(value, v, rel=1e-3, abs_=5e-4):
             _wrong(f"your loss is {value:.4f}, MMA's objective gives {truth:.4f}: {hint}.")
     _wrong(f"your loss is {value:.4f}, MMA's objective gives {truth:.4f}. Go through the four examples: which are "
-           "in S⁺, which of those have ε̂ < d_max, and which CE each contributes.")
+           "in S⁺, which of those have eps_hat < d_max, and which CE each contributes.")
 
 
 def check_mma_loss(fn: Callable | None, seed: int = 0) -> bool | None:

@@ -39,8 +39,8 @@ def _bisection_variants(t0: float, max_eps: float, boundary: float, steps: int) 
     oracle = lambda t: t >= boundary  # noqa: E731
     est, lower, upper = reference_bisection(oracle, t0, max_eps, steps)
     return {
-        "that is the lower end of the final bracket; ε̂ is the last midpoint tested": lower,
-        "that is the upper end of the final bracket; ε̂ is the last midpoint tested": upper,
+        "that is the lower end of the final bracket; eps_hat is the last midpoint tested": lower,
+        "that is the upper end of the final bracket; eps_hat is the last midpoint tested": upper,
         "the bisection starts at t = ε_prev (where PGD ended), not at max_eps/2":
             reference_bisection(oracle, max_eps / 2, max_eps, steps)[0],
         "one midpoint too many: the first test is at ε_prev itself, then search_steps midpoints":
@@ -62,7 +62,7 @@ def check_bisection_by_hand(eps_hat: float | None) -> bool | None:
                                               ex["search_steps"])
     if _close(value, truth, rel=1e-4, abs_=1e-5):
         return _correct(f"tests at 0.2 (correct), 0.35 (wrong), 0.275, 0.3125 (correct), 0.33125 (wrong): "
-                        f"ε̂ = {truth:g}, bracket [{lower:g}, {upper:g}].")
+                        f"eps_hat = {truth:g}, bracket [{lower:g}, {upper:g}].")
     for hint, v in _bisection_variants(ex["t0"], ex["max_eps"], ex["boundary"], ex["search_steps"]).items():
         if _close(value, v, rel=1e-4, abs_=1e-5):
             _wrong(f"eps_hat = {value:g}, AN-PGD reports {truth:g}: {hint}.")
@@ -115,7 +115,7 @@ def check_bisection(fn: Callable | None, seed: int | None = None) -> bool | None
                     _wrong(f"{case}: your estimate {est:g}, AN-PGD's {truth[0]:g}: {hint}.")
             _wrong(f"{case}: you return ({est:g}, {lower:g}, {upper:g}), AN-PGD ({truth[0]:g}, {truth[1]:g}, "
                    f"{truth[2]:g}). A correct point raises lower to t, a misclassified one lowers upper to t.")
-    return _correct("your bisection matches AN-PGD's on 5 rays, an unbroken one (ε̂ ends near max_eps) included.")
+    return _correct("your bisection matches AN-PGD's on 5 rays, an unbroken one (eps_hat ends near max_eps) included.")
 
 
 # ----------------------------------------------------------------------------
