@@ -47,7 +47,7 @@ import torch
 from torch import Tensor
 
 from .files import write_json
-from .verdicts import bits, interval_verdict, paired_mean_difference, unbits
+from .verdicts import bits, interval_verdict, paired_mean_difference, replicate_verdict, t_quantile_975, unbits
 
 RESULTS = Path(__file__).resolve().parent / "zoo_weights" / "budget_study.json"
 FORMAT = "mma-edu-budget-study/1"
@@ -384,6 +384,10 @@ def gap_trend(rows: Sequence[dict]) -> dict:
             "crossing_steps": crossing}
 
 
+# The other comparisons the study's runs answer: MMA against PGD-AT at an ε chosen below the evaluation's largest
+# (the paper's case for not having to choose ε), and OMMA (no clean loss) against MMA.
+OTHER_PAIRS = (("mma-0.45", "pgd-0.3"), ("omma-0.45", "mma-0.45"))
+
 # The alternative explanations: each variant against the run that differs from it in that one setting.
 ALTERNATIVES = (
     (f"mma-0.45@{MID_BUDGET}+k40", f"mma-0.45@{MID_BUDGET}",
@@ -393,42 +397,68 @@ ALTERNATIVES = (
 )
 
 
+def _collapsed(*entries: dict) -> list[str]:
+    """Why any of these runs failed to train (:func:`mma_edu.claims.collapsed`), as messages; [] if all trained."""
+    from .claims import collapsed
+
+    return [m for e in entries for m in collapsed(e["key"], e["eval"]["clean"], e["eval"]["top_class_fraction"])]
+
+
 def alternatives(data: dict) -> list[dict]:
-    """The alternative explanations that are done: per variant, its AvgAcc and the paired AvgAcc change
-    against the default run at the same budget (same 500 digits; a verdict "holds" means the variant is
-    better beyond the noise), and both median margins. Raises :class:`~mma_edu.claims.NotTrained` if either
-    run failed to train."""
-    from .claims import NotTrained, collapsed
+    """The alternative explanations that are done: per variant run (every seed), its AvgAcc and the paired AvgAcc
+    change against the default run at the same budget and seed (same 500 digits; a verdict "holds" means the
+    variant is better beyond the noise), and both median margins.
+
+    A run that failed to train is a result of its own, not a comparison: its row has ``trained`` False, the
+    reasons in ``collapsed`` and ``verdict`` None (never "holds" or "does not hold"). A default run that failed
+    raises :class:`~mma_edu.claims.NotTrained`."""
+    from .claims import NotTrained
 
     runs, rows = data["runs"], []
-    for key, base, what in ALTERNATIVES:
-        if key not in runs or base not in runs:
-            continue
-        ev, eb = runs[key], runs[base]
-        bad = [m for e in (ev, eb) for m in collapsed(e["key"], e["eval"]["clean"], e["eval"]["top_class_fraction"])]
-        if bad:
-            raise NotTrained("no alternative is judged until both runs trained:\n  " + "\n  ".join(bad))
-        v = paired_mean_difference(per_digit_score(ev), per_digit_score(eb))
-        rows.append({"key": key, "base": base, "what": what, "avg_acc": ev["eval"]["avg_acc"],
-                     "base_avg_acc": eb["eval"]["avg_acc"], "change": v.difference, "low": v.low, "high": v.high,
-                     "verdict": v.verdict, "median_margin": ev["eval"]["median_margin"],
-                     "base_median_margin": eb["eval"]["median_margin"],
-                     "robust_0.4": ev["eval"]["robust"]["0.4"], "base_robust_0.4": eb["eval"]["robust"]["0.4"]})
+    for key0, base0, what in ALTERNATIVES:
+        for seed in range(10):
+            key, base = (key0, base0) if not seed else (key0.replace("+", f"+s{seed}+", 1), f"{base0}+s{seed}")
+            if key not in runs:
+                continue
+            ev = runs[key]
+            row = {"key": key, "what": what, "seed": seed, "avg_acc": ev["eval"]["avg_acc"],
+                   "clean": ev["eval"]["clean"], "median_margin": ev["eval"]["median_margin"],
+                   "robust_0.4": ev["eval"]["robust"]["0.4"], "collapsed": _collapsed(ev)}
+            row["trained"] = not row["collapsed"]
+            row.update(base=base if base in runs else None, change=None, low=None, high=None, verdict=None)
+            if base in runs:
+                eb = runs[base]
+                if _collapsed(eb):
+                    raise NotTrained("no alternative is judged until its default run trained:\n  "
+                                     + "\n  ".join(_collapsed(eb)))
+                row.update(base_avg_acc=eb["eval"]["avg_acc"], base_median_margin=eb["eval"]["median_margin"],
+                           **{"base_robust_0.4": eb["eval"]["robust"]["0.4"]})
+                if row["trained"]:
+                    v = paired_mean_difference(per_digit_score(ev), per_digit_score(eb))
+                    row.update(change=v.difference, low=v.low, high=v.high, verdict=v.verdict)
+            rows.append(row)
     return rows
 
 
 def seed_gaps(data: dict, steps: int = FINAL_BUDGET, a: str = "mma-0.45", b: str = "pgd-0.4") -> dict | None:
     """The gap ``a`` − ``b`` at ``steps`` for every seed whose pair is done (seed s of a against seed s of b),
-    with each model's AvgAcc per seed: how much of the gap a different seed moves. ``None`` below two seeds.
+    with each model's AvgAcc per seed: how much of the gap a different seed moves. ``None`` if no pair is done.
 
-    Returns {"seeds", "gaps", "a", "b" (AvgAcc lists), "gap_mean", "gap_spread" (max − min),
-    "digit_halfwidth" (the mean half-width of the per-seed paired intervals, the digit-sampling noise)}."""
+    Returns {"steps", "seeds", "gaps", a, b (AvgAcc lists), "gap_mean", "gap_spread" (max − min),
+    "digit_halfwidth" (the mean half-width of the per-seed paired intervals: the digit-sampling noise alone),
+    "low", "high", "verdict" (the seeds' mean gap with its t interval, :func:`mma_edu.verdicts.replicate_verdict`,
+    which includes the seed-to-seed spread; None below two seeds), "excluded" (pairs left out because a run
+    failed to train, with the reasons)}."""
     runs = data["runs"]
-    seeds, gaps, halves, avg_a, avg_b = [], [], [], [], []
+    seeds, gaps, halves, avg_a, avg_b, excluded = [], [], [], [], [], []
     for seed in range(10):
         tail = f"+s{seed}" if seed else ""
         ea, eb = runs.get(f"{a}@{steps}{tail}"), runs.get(f"{b}@{steps}{tail}")
         if ea is None or eb is None:
+            continue
+        bad = _collapsed(ea, eb)
+        if bad:  # a failed run says nothing about the method: left out, and said so
+            excluded += bad
             continue
         gap, lo, hi = paired_gap(ea, eb)
         seeds.append(seed)
@@ -436,11 +466,47 @@ def seed_gaps(data: dict, steps: int = FINAL_BUDGET, a: str = "mma-0.45", b: str
         halves.append((hi - lo) / 2)
         avg_a.append(ea["eval"]["avg_acc"])
         avg_b.append(eb["eval"]["avg_acc"])
-    if len(seeds) < 2:
+    if not seeds:
         return None
-    return {"steps": steps, "seeds": seeds, "gaps": gaps, a: avg_a, b: avg_b,
-            "gap_mean": sum(gaps) / len(gaps), "gap_spread": max(gaps) - min(gaps),
-            "digit_halfwidth": sum(halves) / len(halves)}
+    out = {"steps": steps, "seeds": seeds, "gaps": gaps, a: avg_a, b: avg_b,
+           "gap_mean": sum(gaps) / len(gaps), "gap_spread": max(gaps) - min(gaps),
+           "digit_halfwidth": sum(halves) / len(halves), "low": None, "high": None, "verdict": None,
+           "excluded": excluded}
+    if len(seeds) >= 2:
+        v = replicate_verdict(gaps)
+        out.update(low=v.low, high=v.high, verdict=v.verdict)
+    return out
+
+
+def gaps_over_seeds(data: dict, a: str = "mma-0.45", b: str = "pgd-0.4") -> list[dict]:
+    """:func:`seed_gaps` at every budget where a pair is done, in budget order."""
+    steps = sorted({e["steps"] for e in data["runs"].values()})
+    return [g for g in (seed_gaps(data, s, a, b) for s in steps) if g is not None]
+
+
+def seed_trend(data: dict, a: str = "mma-0.45", b: str = "pgd-0.4") -> dict | None:
+    """The gap's change per doubling of the budget, from every seed pair at every budget: an ordinary
+    least-squares line through (log2 steps, gap) with each pair one observation, so the seed-to-seed spread is
+    in its interval (t with n − 2 degrees of freedom). ``None`` below 3 pairs or 2 budgets.
+
+    Returns {"per_doubling", "low", "high", "se", "n", "intercept", "verdict" (the claim "the gap grows with
+    the budget"), "crossing_steps" (where the line reaches 0, if it rises towards 0 from below; else None)}."""
+    points = [(math.log2(g["steps"]), gap) for g in gaps_over_seeds(data, a, b) for gap in g["gaps"]]
+    if len(points) < 3 or len({x for x, _ in points}) < 2:
+        return None
+    n = len(points)
+    mx, my = sum(x for x, _ in points) / n, sum(y for _, y in points) / n
+    sxx = sum((x - mx) ** 2 for x, _ in points)
+    slope = sum((x - mx) * (y - my) for x, y in points) / sxx
+    intercept = my - slope * mx
+    resid = sum((y - intercept - slope * x) ** 2 for x, y in points) / (n - 2)
+    se = math.sqrt(resid / sxx)
+    half = t_quantile_975(n - 2) * se
+    last = max(x for x, _ in points)
+    crossing = 2 ** (-intercept / slope) if slope > 0 and intercept + slope * last < 0 else None
+    return {"per_doubling": slope, "se": se, "low": slope - half, "high": slope + half, "n": n,
+            "intercept": intercept, "verdict": interval_verdict(slope, slope - half, slope + half).verdict,
+            "crossing_steps": crossing}
 
 
 def table(data: dict | None = None) -> str:
@@ -466,20 +532,48 @@ def table(data: dict | None = None) -> str:
             v = gap_change(data, g0["steps"], g1["steps"])
             rows.append(f"  {g0['steps']:>6} -> {g1['steps']:>6}: the gap changed by {100 * v.difference:+.1f} points "
                         f"[{100 * v.low:+.1f}, {100 * v.high:+.1f}]; closed: {v.verdict}")
-        spread = seed_gaps(data)
-        if spread:
-            rows.append(f"  seeds {spread['seeds']} at {spread['steps']:,} steps: gaps "
-                        + ", ".join(f"{100 * g:+.1f}" for g in spread["gaps"])
-                        + f" (spread {100 * spread['gap_spread']:.1f} points; each gap's own interval "
-                          f"±{100 * spread['digit_halfwidth']:.1f})")
-        for alt in alternatives(data):
-            rows.append(f"  {alt['what']}: AvgAcc {100 * alt['avg_acc']:.1f} against {100 * alt['base_avg_acc']:.1f}, "
-                        f"{100 * alt['change']:+.1f} [{100 * alt['low']:+.1f}, {100 * alt['high']:+.1f}]; "
-                        f"better: {alt['verdict']}")
         if len(gaps) >= 2:
             t = gap_trend(gaps)
             cross = "not closing" if t["crossing_steps"] is None else f"crosses 0 near {t['crossing_steps']:,.0f} steps"
-            rows.append(f"  trend: {100 * t['per_doubling']:+.1f} ± {100 * t['per_doubling_se']:.1f} points per doubling; {cross}")
+            rows.append(f"  trend (seed 0): {100 * t['per_doubling']:+.1f} ± {100 * t['per_doubling_se']:.1f} points "
+                        f"per doubling; {cross}")
+    seeded = [g for g in gaps_over_seeds(data) if len(g["seeds"]) >= 2]
+    if seeded:
+        rows.append("")
+        rows.append("The same gap over seeds (seed s of MMA against seed s of PGD-AT; mean, 95% t interval over seeds):")
+        for g in seeded:
+            rows.append(f"  {g['steps']:>6} steps, seeds {g['seeds']}: gaps " + ", ".join(f"{100 * x:+.1f}" for x in g["gaps"])
+                        + f"; mean {100 * g['gap_mean']:+.1f} [{100 * g['low']:+.1f}, {100 * g['high']:+.1f}]"
+                        f" (spread {100 * g['gap_spread']:.1f}, each gap's own interval ±{100 * g['digit_halfwidth']:.1f})"
+                        f"  MMA better: {g['verdict']}")
+        for g in gaps_over_seeds(data):
+            for why in g["excluded"]:
+                rows.append(f"  left out: {why}")
+        t = seed_trend(data)
+        if t is not None:
+            cross = "" if t["crossing_steps"] is None else f"; the line reaches 0 near {t['crossing_steps']:,.0f} steps"
+            rows.append(f"  trend over all {t['n']} pairs: {100 * t['per_doubling']:+.1f} [{100 * t['low']:+.1f}, "
+                        f"{100 * t['high']:+.1f}] points per doubling; closing: {t['verdict']}{cross}")
+    for a, b in OTHER_PAIRS:
+        other = gap_table(data, a, b)
+        if other:
+            rows.append("")
+            rows.append(f"AvgAcc gap {a} - {b} (seed 0, paired, 95% interval), in points:")
+            rows += [f"  {g['steps']:>6} steps: {100 * g['gap']:+6.1f}  [{100 * g['low']:+.1f}, {100 * g['high']:+.1f}]"
+                     f"  {a} better: {g['verdict']}" for g in other]
+    alts = alternatives(data)
+    if alts:
+        rows.append("")
+        rows.append("The alternative explanations (each against the default run of the same budget and seed):")
+        for alt in alts:
+            seed = f" (seed {alt['seed']})" if alt["seed"] else ""
+            if not alt["trained"]:
+                rows.append(f"  {alt['what']}{seed}: did not train: "
+                            + "; ".join(alt["collapsed"]) + ": not compared")
+            elif alt["verdict"] is not None:
+                rows.append(f"  {alt['what']}{seed}: AvgAcc {100 * alt['avg_acc']:.1f} against {100 * alt['base_avg_acc']:.1f}, "
+                            f"{100 * alt['change']:+.1f} [{100 * alt['low']:+.1f}, {100 * alt['high']:+.1f}]; "
+                            f"better: {alt['verdict']}")
     return "\n".join(rows)
 
 

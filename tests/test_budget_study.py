@@ -159,8 +159,18 @@ def test_alternatives_judge_each_variant_against_its_own_default_on_the_same_dig
     k40, noramp = rows[f"mma-0.45@{mid}+k40"], rows[f"pgd-0.4@{mid}+noramp"]
     assert k40["change"] == pytest.approx(0.5) and k40["verdict"] == HOLDS
     assert noramp["change"] == pytest.approx(0.0) and noramp["verdict"] == UNRESOLVED
-    # a variant that collapsed is not judged
-    runs[f"pgd-0.4@{mid}+noramp"]["eval"]["clean"] = 0.11
+    # A variant that collapsed is a finding of its own, never a comparison, however it scores against its default.
+    runs[f"pgd-0.4@{mid}+noramp"] = _study_entry(f"pgd-0.4@{mid}+noramp", "1111" * 50, clean=0.11)
+    row = next(r for r in bs.alternatives({"runs": runs}) if r["key"] == f"pgd-0.4@{mid}+noramp")
+    assert not row["trained"] and row["verdict"] is None and row["change"] is None
+    assert any("did not train" in m for m in row["collapsed"])
+    # ... a second seed of it is read against the default run of its own seed
+    runs[f"pgd-0.4@{mid}+s1"] = _study_entry(f"pgd-0.4@{mid}+s1", "1110" * 50)
+    runs[f"pgd-0.4@{mid}+s1+noramp"] = _study_entry(f"pgd-0.4@{mid}+s1+noramp", "1111" * 50)
+    row = next(r for r in bs.alternatives({"runs": runs}) if r["key"] == f"pgd-0.4@{mid}+s1+noramp")
+    assert row["seed"] == 1 and row["base"] == f"pgd-0.4@{mid}+s1" and row["change"] == pytest.approx(0.25)
+    # a default run that collapsed leaves nothing to judge against
+    runs[f"mma-0.45@{mid}"]["eval"]["clean"] = 0.11
     with pytest.raises(NotTrained):
         bs.alternatives({"runs": runs})
     assert bs.alternatives({"runs": {}}) == []
@@ -174,4 +184,51 @@ def test_seed_gaps_pair_each_seed_with_its_own_seed():
     s = bs.seed_gaps({"runs": runs})
     assert s["seeds"] == [0, 1] and s["gaps"] == pytest.approx([-0.5, 0.0])
     assert s["gap_spread"] == pytest.approx(0.5) and s["gap_mean"] == pytest.approx(-0.25)
-    assert bs.seed_gaps({"runs": {k: v for k, v in runs.items() if "+s1" not in k}}) is None
+    single = bs.seed_gaps({"runs": {k: v for k, v in runs.items() if "+s1" not in k}})
+    assert single["seeds"] == [0] and single["verdict"] is None  # one seed: no interval over seeds
+    assert bs.seed_gaps({"runs": {}}) is None
+    # The interval over seeds by hand: mean -0.25, sd 0.3536, t(0.975, 1) = 12.706.
+    half = 12.7062 * (0.5 / math.sqrt(2)) / math.sqrt(2)
+    assert (s["low"], s["high"]) == pytest.approx((-0.25 - half, -0.25 + half)) and s["verdict"] == UNRESOLVED
+    # A pair where one run collapsed is left out, and said so: it must not decide the gap.
+    runs[f"pgd-0.4@{f}+s2"] = _study_entry(f"pgd-0.4@{f}+s2", "0000", clean=0.1)
+    s = bs.seed_gaps({"runs": runs})
+    assert s["seeds"] == [0, 1] and any("did not train" in m for m in s["excluded"])
+
+
+def test_replicate_verdict_is_the_t_interval_of_the_mean():
+    from mma_edu.verdicts import FAILS, replicate_verdict, t_quantile_975
+
+    assert t_quantile_975(2) == pytest.approx(4.303, abs=1e-3) and t_quantile_975(30) == pytest.approx(2.042, abs=1e-3)
+    assert t_quantile_975(12) == pytest.approx(2.179, abs=1e-3)
+    v = replicate_verdict([-0.062, 0.072, -0.007])  # the study's three seeds at 12,800 steps
+    sd = torch.tensor([-0.062, 0.072, -0.007], dtype=torch.float64).std().item()
+    assert v.difference == pytest.approx(0.001) and v.high - v.difference == pytest.approx(4.3027 * sd / math.sqrt(3))
+    assert v.verdict == UNRESOLVED
+    assert replicate_verdict([-0.05, -0.06, -0.055]).verdict == FAILS
+    assert replicate_verdict([0.05, 0.06, 0.055]).verdict == HOLDS
+    for bad in ([0.1], [0.1, float("nan")]):
+        with pytest.raises(ValueError, match="values"):
+            replicate_verdict(bad)
+
+
+def test_seed_trend_is_least_squares_over_every_pair():
+    # gap = -0.08 + 0.02 per doubling, seeds +-0.01 around it, at 1,600 ... 12,800 steps: the line and its t interval.
+    runs, xs, ys = {}, [], []
+    for i, steps in enumerate(bs.BUDGETS):
+        for seed, noise in ((0, 0.01), (1, -0.01)):
+            gap = -0.08 + 0.02 * i + noise
+            n_a = round(100 * (0.5 + gap))  # the MMA run right on n_a of 100 digits, PGD-AT on 50
+            tail = f"+s{seed}" if seed else ""
+            runs[f"mma-0.45@{steps}{tail}"] = {**_study_entry("a", "1" * n_a + "0" * (100 - n_a)), "steps": steps}
+            runs[f"pgd-0.4@{steps}{tail}"] = {**_study_entry("b", "1" * 50 + "0" * 50), "steps": steps}
+            xs.append(math.log2(steps))
+            ys.append((n_a - 50) / 100)
+    t = bs.seed_trend({"runs": runs})
+    X = torch.tensor([[1.0, x] for x in xs], dtype=torch.float64)
+    coef = torch.linalg.lstsq(X, torch.tensor(ys, dtype=torch.float64).unsqueeze(1)).solution.squeeze(1)
+    assert t["per_doubling"] == pytest.approx(coef[1].item()) and t["per_doubling"] == pytest.approx(0.02)
+    assert t["n"] == 8 and t["low"] < 0.02 < t["high"] and t["verdict"] == HOLDS
+    assert t["crossing_steps"] == pytest.approx(2 ** (-t["intercept"] / t["per_doubling"]))
+    assert t["crossing_steps"] == pytest.approx(1600 * 2 ** 4, rel=0.01)  # -0.08 + 0.02 k = 0 at k = 4 doublings
+    assert bs.seed_trend({"runs": {k: v for k, v in runs.items() if "@1600" in k}}) is None  # one budget

@@ -15,13 +15,15 @@ from mma_edu.plots.data import budget_curves, budget_gaps
 from mma_edu.verdicts import bits
 
 
-def _entry(model: str, steps: int, p: float, seed: int) -> dict:
+def _entry(model: str, steps: int, p: float, seed: int, study_seed: int = 0) -> dict:
     g = torch.Generator().manual_seed(seed)
     cols = {"correct": torch.rand(200, generator=g) < 0.97}  # trained models (gap_table refuses collapsed ones)
     for e in bs.PAPER_EPS + bs.EXTRA_EPS:
         cols[f"robust_{e:g}"] = cols.get(f"robust_{e:g}", torch.rand(200, generator=g) < p * (1 - e))
     per_digit = {k: bits(v) for k, v in cols.items()}
-    entry = {"key": f"{model}@{steps}", "model": model, "variant": "", "steps": steps,
+    tail = f"+s{study_seed}" if study_seed else ""
+    entry = {"key": f"{model}@{steps}{tail}", "model": model, "variant": f"seed {study_seed}" if study_seed else "",
+             "steps": steps,
              "eval": {"n": 200, "per_digit": per_digit, "clean": cols["correct"].double().mean().item(),
                       "median_margin": 0.3, "top_class_fraction": 0.11}}
     entry["eval"]["avg_acc"] = bs.per_digit_score(entry).mean().item()
@@ -47,18 +49,47 @@ def test_curves_and_gaps_are_the_studys_numbers(results):
     assert gaps.steps == [1600, 3200] and gaps.gap == pytest.approx([100 * r["gap"] for r in table])
     assert gaps.verdicts == [r["verdict"] for r in table]
     assert gaps.per_doubling == pytest.approx(100 * bs.gap_trend(table)["per_doubling"])
+    assert gaps.trend_label == "trend, seed 0" and not gaps.seed_points and not gaps.mean_steps
+
+
+def test_other_seeds_their_mean_and_the_trend_over_every_pair(results):
+    for steps, p_mma, p_pgd in ((1600, 0.75, 0.85), (3200, 0.9, 0.88)):
+        for seed in (1, 2):
+            for model, p in (("mma-0.45", p_mma), ("pgd-0.4", p_pgd)):
+                e = _entry(model, steps, p, 10 * seed + steps // 100 + len(model), study_seed=seed)
+                results["runs"][e["key"]] = e
+    gaps = budget_gaps(results)
+    by_seed = {g["steps"]: g for g in bs.gaps_over_seeds(results)}
+    assert gaps.mean_steps == [1600, 3200]
+    assert gaps.mean_gap == pytest.approx([100 * by_seed[s]["gap_mean"] for s in (1600, 3200)])
+    assert gaps.mean_low == pytest.approx([100 * by_seed[s]["low"] for s in (1600, 3200)])
+    assert sorted((st, sd) for st, sd, *_ in gaps.seed_points) == [(1600, 1), (1600, 2), (3200, 1), (3200, 2)]
+    trend = bs.seed_trend(results)
+    assert trend["n"] == 6 and gaps.per_doubling == pytest.approx(100 * trend["per_doubling"])
+    assert gaps.trend_label == "trend over all 6 seed pairs"
+    curves = {c.name: c for c in budget_curves(results)}
+    assert [(st, sd) for st, sd, _ in curves["pgd-0.4"].other_seeds] == [(1600, 1), (1600, 2), (3200, 1), (3200, 2)]
+    assert curves["mma-0.45"].steps == [1600, 3200]  # seed 0's line, the other seeds apart
+    fig = plots.interactive.budget_study_figure(results)
+    names = [t.name for t in fig.data]
+    assert {"mma-0.45 other seeds", "pgd-0.4 other seeds", "other seeds", "mean over seeds", "trend"} <= set(names)
+    mean = next(t for t in fig.data if t.name == "mean over seeds")
+    assert list(mean.y) == pytest.approx(gaps.mean_gap, rel=1e-4)
+    assert [c[3] for c in mean.customdata] == gaps.mean_verdicts
+    left, right = plots.plot_budget_study(results)
+    assert "mean over seeds, 95% over seeds" in [t.get_text() for t in right.get_legend().get_texts()]
 
 
 def test_the_plotly_twin_and_the_picture_show_the_same_points(results):
     fig = plots.interactive.budget_study_figure(results)
     names = [t.name for t in fig.data]
     assert names == ["mma-0.45 interval", "mma-0.45", "pgd-0.4 interval", "pgd-0.4", "omma-0.45 interval",
-                     "omma-0.45", "gap", "trend"]
+                     "omma-0.45", "gap (seed 0)", "trend"]
     curves = {c.name: c for c in budget_curves(results)}
     line = next(t for t in fig.data if t.name == "mma-0.45")
     assert list(line.y) == pytest.approx(curves["mma-0.45"].avg_acc, rel=1e-5)
     assert "median margin" in line.hovertemplate and "clean" in line.hovertemplate
-    gap = next(t for t in fig.data if t.name == "gap")
+    gap = next(t for t in fig.data if t.name == "gap (seed 0)")
     assert [c[2] for c in gap.customdata] == budget_gaps(results).verdicts
     left, right = plots.plot_budget_study(results)
     drawn = {l.get_label(): list(l.get_ydata()) for l in left.get_lines()}

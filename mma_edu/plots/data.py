@@ -457,7 +457,8 @@ def read_history(folder: str | Path) -> dict:
 @dataclass
 class BudgetCurve:
     """One model's AvgAcc against its training budget (seed 0, the study's default settings), in percent, with
-    a 95% interval per budget from its per-digit scores; ``clean`` and ``median_margin`` for the hover."""
+    a 95% interval per budget from its per-digit scores; ``clean`` and ``median_margin`` for the hover;
+    ``other_seeds``: (steps, seed, AvgAcc %) of the same model trained with other seeds."""
 
     name: str
     color: str
@@ -467,12 +468,16 @@ class BudgetCurve:
     high: list[float]
     clean: list[float]
     median_margin: list[float]
+    other_seeds: list[tuple[int, int, float]]
 
 
 @dataclass
 class BudgetGaps:
-    """The paired AvgAcc gap of ``a`` minus ``b`` per budget (percentage points) with its 95% interval and
-    verdict, and the trend line through them (points per doubling; None below two budgets)."""
+    """The paired AvgAcc gap of ``a`` minus ``b`` per budget in percentage points: seed 0's with its 95% interval
+    over digits and verdict (``steps`` … ``verdicts``); every other seed's pair (``seed_points``: steps, seed, gap,
+    low, high); where two seeds or more are done, their mean with its t interval over seeds (``mean_*``); and the
+    trend line (points per doubling with its 95% interval; ``trend_label`` says what it was fitted to: every seed
+    pair when budgets have seeds, else seed 0; None below two budgets)."""
 
     a: str
     b: str
@@ -481,10 +486,25 @@ class BudgetGaps:
     low: list[float]
     high: list[float]
     verdicts: list[str]
+    seed_points: list[tuple[int, int, float, float, float]]
+    mean_steps: list[int]
+    mean_gap: list[float]
+    mean_low: list[float]
+    mean_high: list[float]
+    mean_verdicts: list[str]
     per_doubling: float | None
-    per_doubling_se: float | None
+    per_doubling_low: float | None
+    per_doubling_high: float | None
     crossing_steps: float | None
-    line: list[float]  # the trend's gap at each of ``steps`` (empty without a trend)
+    trend_label: str | None
+    line_steps: list[int]
+    line: list[float]  # the trend's gap at each of ``line_steps`` (empty without a trend)
+
+
+def _seed_of(entry: dict) -> int | None:
+    """The seed of a run that differs from the study's defaults in its seed only ("seed 2" -> 2), else None."""
+    v = entry.get("variant", "")
+    return int(v[5:]) if v.startswith("seed ") and v[5:].isdigit() else None
 
 
 def budget_curves(results: dict, names: Sequence[str] = ("mma-0.45", "pgd-0.4", "omma-0.45", "pgd-0.3")) \
@@ -493,7 +513,8 @@ def budget_curves(results: dict, names: Sequence[str] = ("mma-0.45", "pgd-0.4", 
     from ..budget_study import per_digit_score
     from ..verdicts import paired_mean_difference
 
-    runs = [e for e in results["runs"].values() if not e.get("variant")]
+    everything = list(results["runs"].values())
+    runs = [e for e in everything if not e.get("variant")]
     colors = model_colors([n for n in names if any(e["model"] == n for e in runs)])
     curves = []
     for name in names:
@@ -502,28 +523,56 @@ def budget_curves(results: dict, names: Sequence[str] = ("mma-0.45", "pgd-0.4", 
             continue
         cis = [paired_mean_difference(per_digit_score(e), torch.zeros(e["eval"]["n"], dtype=torch.float64))
                for e in mine]
+        others = sorted((e["steps"], _seed_of(e), 100 * e["eval"]["avg_acc"]) for e in everything
+                        if e["model"] == name and _seed_of(e))
         curves.append(BudgetCurve(name=name, color=colors[name], steps=[e["steps"] for e in mine],
                                   avg_acc=[100 * e["eval"]["avg_acc"] for e in mine],
                                   low=[100 * max(v.low, 0.0) for v in cis], high=[100 * min(v.high, 1.0) for v in cis],
                                   clean=[100 * e["eval"]["clean"] for e in mine],
-                                  median_margin=[e["eval"]["median_margin"] for e in mine]))
+                                  median_margin=[e["eval"]["median_margin"] for e in mine], other_seeds=others))
     return curves
 
 
 def budget_gaps(results: dict, a: str = "mma-0.45", b: str = "pgd-0.4") -> BudgetGaps:
-    """The gap table and trend of :mod:`mma_edu.budget_study`, in percentage points."""
-    from ..budget_study import gap_table, gap_trend
+    """The gap tables and trend of :mod:`mma_edu.budget_study` (:func:`~mma_edu.budget_study.gap_table`,
+    :func:`~mma_edu.budget_study.gaps_over_seeds`, :func:`~mma_edu.budget_study.seed_trend`), in points."""
+    from ..budget_study import gap_table, gap_trend, gaps_over_seeds, paired_gap, seed_trend
 
     rows = gap_table(results, a, b)
-    trend = gap_trend(rows) if len(rows) >= 2 else None
-    steps = [r["steps"] for r in rows]
-    line = [] if trend is None else [100 * (trend["intercept"] + trend["per_doubling"] * math.log2(s)) for s in steps]
-    return BudgetGaps(a=a, b=b, steps=steps, gap=[100 * r["gap"] for r in rows], low=[100 * r["low"] for r in rows],
-                      high=[100 * r["high"] for r in rows], verdicts=[r["verdict"] for r in rows],
-                      per_doubling=None if trend is None else 100 * trend["per_doubling"],
-                      per_doubling_se=None if trend is None else 100 * trend["per_doubling_se"],
-                      crossing_steps=None if trend is None else trend["crossing_steps"], line=line)
-# Clean accuracy against AvgRobAcc: a sweep of ε (PGD-AT) and d_max (MMA)
+    runs = results["runs"]
+    seeded = gaps_over_seeds(results, a, b)
+    seed_points = []
+    for g in seeded:
+        for seed in g["seeds"]:
+            if seed:
+                gap, lo, hi = paired_gap(runs[f"{a}@{g['steps']}+s{seed}"], runs[f"{b}@{g['steps']}+s{seed}"])
+                seed_points.append((g["steps"], seed, 100 * gap, 100 * lo, 100 * hi))
+    means = [g for g in seeded if g["verdict"] is not None]
+    trend = seed_trend(results, a, b) if means else None
+    if trend is not None:
+        label = f"trend over all {trend['n']} seed pairs"
+        slope, lo, hi = trend["per_doubling"], trend["low"], trend["high"]
+    elif len(rows) >= 2:
+        trend = gap_trend(rows)
+        label = "trend, seed 0"
+        slope = trend["per_doubling"]
+        lo, hi = slope - 1.96 * trend["per_doubling_se"], slope + 1.96 * trend["per_doubling_se"]
+    else:
+        label = slope = lo = hi = None
+    line_steps = sorted({r["steps"] for r in rows} | {g["steps"] for g in seeded}) if trend else []
+    line = [100 * (trend["intercept"] + trend["per_doubling"] * math.log2(s)) for s in line_steps]
+    pct = (lambda v: None if v is None else 100 * v)
+    return BudgetGaps(a=a, b=b, steps=[r["steps"] for r in rows], gap=[100 * r["gap"] for r in rows],
+                      low=[100 * r["low"] for r in rows], high=[100 * r["high"] for r in rows],
+                      verdicts=[r["verdict"] for r in rows], seed_points=seed_points,
+                      mean_steps=[g["steps"] for g in means], mean_gap=[100 * g["gap_mean"] for g in means],
+                      mean_low=[100 * g["low"] for g in means], mean_high=[100 * g["high"] for g in means],
+                      mean_verdicts=[g["verdict"] for g in means], per_doubling=pct(slope),
+                      per_doubling_low=pct(lo), per_doubling_high=pct(hi),
+                      crossing_steps=None if trend is None else trend["crossing_steps"], trend_label=label,
+                      line_steps=line_steps, line=line)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 
 @dataclass

@@ -378,11 +378,14 @@ def torch_nonzero(mask) -> list[int]:
 
 def budget_study_figure(results: dict, *, a: str = "mma-0.45", b: str = "pgd-0.4") -> go.Figure:
     """Twin of :func:`~mma_edu.plots.static.plot_budget_study`: left, each model's AvgAcc against its training
-    steps with its band (hover: steps, AvgAcc, interval, clean accuracy, median margin); right, the paired gap
-    ``a`` − ``b`` with its interval and verdict per budget, the trend line and the zero line.
+    steps with its band (hover: steps, AvgAcc, interval, clean accuracy, median margin) and its other seeds as
+    open markers; right, the paired gap ``a`` − ``b`` per budget: seed 0's with its interval and verdict, the
+    other seeds' (shifted right a little so they do not hide each other), their mean with the interval over
+    seeds, the trend line and the zero line.
 
-    Traces: per model its band (``"<name> interval"``) then its line (``name``); then ``"gap"`` and, with two
-    budgets or more, ``"trend"``."""
+    Traces: per model its band (``"<name> interval"``), its line (``name``) and, if any, ``"<name> other seeds"``;
+    then ``"gap (seed 0)"``, ``"other seeds"``, ``"mean over seeds"`` where there are any, and, with two budgets or
+    more, ``"trend"``."""
     curves, gaps = budget_curves(results), budget_gaps(results, a, b)
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.12,
                         subplot_titles=("AvgAcc against the training budget", "does the gap close with more training?"))
@@ -394,25 +397,60 @@ def budget_study_figure(results: dict, *, a: str = "mma-0.45", b: str = "pgd-0.4
             x=c.steps, y=_r(c.avg_acc), mode="lines+markers", name=c.name, legendgroup=c.name,
             line=dict(color=c.color, width=2),
             customdata=[[_r(lo), _r(hi), _r(cl), _r(m)] for lo, hi, cl, m in zip(c.low, c.high, c.clean, c.median_margin)],
-            hovertemplate=(f"<b>{c.name}</b><br>%{{x}} steps<br>AvgAcc %{{y:.1f}}% [%{{customdata[0]:.1f}}, "
+            hovertemplate=(f"<b>{c.name}</b> (seed 0)<br>%{{x}} steps<br>AvgAcc %{{y:.1f}}% [%{{customdata[0]:.1f}}, "
                            "%{customdata[1]:.1f}]<br>clean %{customdata[2]:.1f}%<br>median margin %{customdata[3]:.3f}"
                            "<extra></extra>")), row=1, col=1)
+        if c.other_seeds:
+            fig.add_trace(go.Scatter(
+                x=[st for st, _, _ in c.other_seeds], y=_r([acc for _, _, acc in c.other_seeds]), mode="markers",
+                name=f"{c.name} other seeds", legendgroup=c.name, showlegend=False,
+                marker=dict(color=c.color, symbol="circle-open", size=9, line=dict(width=2)),
+                customdata=[sd for _, sd, _ in c.other_seeds],
+                hovertemplate=f"<b>{c.name}</b> seed %{{customdata}}<br>%{{x}} steps<br>AvgAcc %{{y:.1f}}%<extra></extra>"),
+                row=1, col=1)
     if gaps.steps:
         fig.add_trace(go.Scatter(
-            x=gaps.steps, y=_r(gaps.gap), mode="markers", name="gap", marker=dict(color="black", size=8),
+            x=gaps.steps, y=_r(gaps.gap), mode="markers", name="gap (seed 0)", marker=dict(color="black", size=8),
             error_y=dict(type="data", symmetric=False, array=_r([hi - g for g, hi in zip(gaps.gap, gaps.high)]),
                          arrayminus=_r([g - lo for g, lo in zip(gaps.gap, gaps.low)])),
             customdata=[[_r(lo), _r(hi), v] for lo, hi, v in zip(gaps.low, gaps.high, gaps.verdicts)],
-            hovertemplate=(f"%{{x}} steps<br>{a} − {b}: %{{y:+.1f}} points<br>95% [%{{customdata[0]:+.1f}}, "
-                           f"%{{customdata[1]:+.1f}}]<br>{a} better: %{{customdata[2]}}<extra></extra>")), row=1, col=2)
+            hovertemplate=(f"%{{x}} steps, seed 0<br>{a} − {b}: %{{y:+.1f}} points<br>95% over digits "
+                           f"[%{{customdata[0]:+.1f}}, %{{customdata[1]:+.1f}}]<br>{a} better: %{{customdata[2]}}"
+                           "<extra></extra>")), row=1, col=2)
+    if gaps.seed_points:
+        pts = gaps.seed_points
+        fig.add_trace(go.Scatter(
+            x=[st * (1 + 0.05 * sd) for st, sd, *_ in pts], y=_r([g for _, _, g, _, _ in pts]), mode="markers",
+            name="other seeds", marker=dict(color="grey", size=7, symbol="circle-open", line=dict(width=2)),
+            error_y=dict(type="data", symmetric=False, array=_r([hi - g for _, _, g, _, hi in pts]),
+                         arrayminus=_r([g - lo for _, _, g, lo, _ in pts]), color="grey"),
+            customdata=[[st, sd, _r(lo), _r(hi)] for st, sd, _, lo, hi in pts],
+            hovertemplate=(f"%{{customdata[0]}} steps, seed %{{customdata[1]}}<br>{a} − {b}: %{{y:+.1f}} points<br>"
+                           "95% over digits [%{customdata[2]:+.1f}, %{customdata[3]:+.1f}]<extra></extra>")),
+            row=1, col=2)
+    if gaps.mean_steps:
+        fig.add_trace(go.Scatter(
+            x=[st * 0.95 for st in gaps.mean_steps], y=_r(gaps.mean_gap), mode="markers", name="mean over seeds",
+            marker=dict(color="#d62728", size=11, symbol="diamond"),
+            error_y=dict(type="data", symmetric=False, color="#d62728",
+                         array=_r([hi - g for g, hi in zip(gaps.mean_gap, gaps.mean_high)]),
+                         arrayminus=_r([g - lo for g, lo in zip(gaps.mean_gap, gaps.mean_low)])),
+            customdata=[[st, _r(lo), _r(hi), v] for st, lo, hi, v in
+                        zip(gaps.mean_steps, gaps.mean_low, gaps.mean_high, gaps.mean_verdicts)],
+            hovertemplate=(f"%{{customdata[0]}} steps, mean over seeds<br>{a} − {b}: %{{y:+.1f}} points<br>"
+                           "95% over seeds [%{customdata[1]:+.1f}, %{customdata[2]:+.1f}]<br>"
+                           f"{a} better: %{{customdata[3]}}<extra></extra>")), row=1, col=2)
     if gaps.line:
-        fig.add_trace(go.Scatter(x=gaps.steps, y=_r(gaps.line), mode="lines", name="trend",
+        fig.add_trace(go.Scatter(x=gaps.line_steps, y=_r(gaps.line), mode="lines", name="trend",
                                  line=dict(color="grey", dash="dash"),
-                                 hovertemplate=f"trend {gaps.per_doubling:+.1f} ± {gaps.per_doubling_se:.1f} points per "
-                                               "doubling<extra></extra>"), row=1, col=2)
+                                 hovertemplate=f"{gaps.trend_label}: {gaps.per_doubling:+.1f} "
+                                               f"[{gaps.per_doubling_low:+.1f}, {gaps.per_doubling_high:+.1f}] points "
+                                               "per doubling<extra></extra>"), row=1, col=2)
     fig.add_hline(y=0, line=dict(color="red", width=1), row=1, col=2)
+    budgets = sorted({st for c in curves for st in c.steps} | set(gaps.steps))
     for col in (1, 2):
-        fig.update_xaxes(type="log", title_text="training steps (batch 50)", row=1, col=col)
+        fig.update_xaxes(type="log", title_text="training steps (batch 50)", row=1, col=col,
+                         tickvals=budgets, ticktext=[f"{st:,}" for st in budgets])
     fig.update_yaxes(title_text="AvgAcc (%): clean and ε 0.1–0.4", row=1, col=1)
     fig.update_yaxes(title_text=f"AvgAcc {a} − {b} (points)", row=1, col=2)
     fig.update_layout(template=TEMPLATE, height=420, hovermode="closest")

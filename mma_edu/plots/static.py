@@ -342,9 +342,10 @@ def plot_training_curves(history, keys: Sequence[str] = HISTORY_KEYS, *, title: 
 
 def plot_budget_study(results: dict, axes=None, *, a: str = "mma-0.45", b: str = "pgd-0.4"):
     """The training-budget study in two panels: each model's AvgAcc against its training steps (log scale) with
-    95% bands, and the paired gap ``a`` − ``b`` per budget with its interval and trend line. The interactive twin
-    is :func:`mma_edu.plots.interactive.budget_study_figure` (same numbers: :func:`.data.budget_curves`,
-    :func:`.data.budget_gaps`)."""
+    95% bands and its other seeds as open markers, and the paired gap ``a`` − ``b`` per budget (seed 0 with its
+    interval over digits, the other seeds shifted right a little, their mean with the interval over seeds) with
+    the trend line. The interactive twin is :func:`mma_edu.plots.interactive.budget_study_figure` (same numbers:
+    :func:`.data.budget_curves`, :func:`.data.budget_gaps`)."""
     curves, gaps = budget_curves(results), budget_gaps(results, a, b)
     if axes is None:
         _, axes = plt.subplots(1, 2, figsize=(11, 4))
@@ -352,24 +353,42 @@ def plot_budget_study(results: dict, axes=None, *, a: str = "mma-0.45", b: str =
     for c in curves:
         left.plot(c.steps, c.avg_acc, marker="o", color=c.color, label=c.name)
         left.fill_between(c.steps, c.low, c.high, color=c.color, alpha=0.15, lw=0)
+        if c.other_seeds:
+            left.scatter([st for st, _, _ in c.other_seeds], [acc for _, _, acc in c.other_seeds], s=40,
+                         facecolors="none", edgecolors=c.color, linewidths=1.5, label=f"{c.name}, other seeds")
     left.set_xscale("log", base=2)
     left.set_xlabel("training steps (batch 50)")
     left.set_ylabel("AvgAcc (%): clean and ε 0.1–0.4")
     left.grid(alpha=0.3)
-    left.legend(fontsize=8)
+    left.legend(fontsize=7)
     left.set_title("AvgAcc against the training budget", fontsize=9)
     if gaps.steps:
         err = [[g - lo for g, lo in zip(gaps.gap, gaps.low)], [hi - g for g, hi in zip(gaps.gap, gaps.high)]]
-        right.errorbar(gaps.steps, gaps.gap, yerr=err, fmt="o", color="black", capsize=4, label="paired gap, 95%")
-        if gaps.line:
-            right.plot(gaps.steps, gaps.line, "--", color="grey",
-                       label=f"trend {gaps.per_doubling:+.1f} points per doubling")
+        right.errorbar(gaps.steps, gaps.gap, yerr=err, fmt="o", color="black", capsize=4,
+                       label="seed 0, 95% over digits")
+    if gaps.seed_points:
+        pts = gaps.seed_points
+        right.errorbar([st * (1 + 0.05 * sd) for st, sd, *_ in pts], [g for _, _, g, _, _ in pts],
+                       yerr=[[g - lo for _, _, g, lo, _ in pts], [hi - g for _, _, g, _, hi in pts]],
+                       fmt="o", mfc="none", color="grey", capsize=3, label="other seeds")
+    if gaps.mean_steps:
+        right.errorbar([st * 0.95 for st in gaps.mean_steps], gaps.mean_gap, fmt="D", color="#d62728", capsize=5,
+                       yerr=[[g - lo for g, lo in zip(gaps.mean_gap, gaps.mean_low)],
+                             [hi - g for g, hi in zip(gaps.mean_gap, gaps.mean_high)]],
+                       label="mean over seeds, 95% over seeds")
+    if gaps.line:
+        right.plot(gaps.line_steps, gaps.line, "--", color="grey",
+                   label=f"{gaps.trend_label}: {gaps.per_doubling:+.1f} points per doubling")
     right.axhline(0, color="red", lw=1)
-    right.set_xscale("log", base=2)
+    budgets = sorted({st for c in curves for st in c.steps} | set(gaps.steps))
+    for ax in (left, right):  # the budgets themselves as ticks, not powers of two
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(budgets, labels=[f"{st:,}" for st in budgets])
+        ax.minorticks_off()
     right.set_xlabel("training steps (batch 50)")
     right.set_ylabel(f"AvgAcc {a} − {b} (points)")
     right.grid(alpha=0.3)
-    right.legend(fontsize=8)
+    right.legend(fontsize=7)
     right.set_title("does the gap close with more training?", fontsize=9)
     return axes
 
