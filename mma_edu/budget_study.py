@@ -17,7 +17,7 @@ PGD-AT's ε ramp spans the first quarter of each budget, as in the zoo.
 
 What varies (:class:`StudyRun`): the method and its size, the number of steps, and,
 for the alternative explanations, the seed, MMA's attack iterations (10 against the
-paper's 40) and PGD-AT's ramp (on against the paper's off).
+paper's 40), PGD-AT's ramp (on against the paper's off) and train-time shifts of the digits.
 
 Run it (resumable: finished entries are kept, interrupted trainings resume)::
 
@@ -81,7 +81,8 @@ class StudyRun:
     """One training run of the study.
 
     ``kind``: "mma", "omma" or "pgd"; ``size``: d_max or ε; ``steps``: the training budget;
-    ``attack_steps``: PGD iterations (of PGD-AT, or of MMA's AN-PGD); ``ramp``: PGD-AT's ε warm-up.
+    ``attack_steps``: PGD iterations (of PGD-AT, or of MMA's AN-PGD); ``ramp``: PGD-AT's ε warm-up;
+    ``shift``: train-time augmentation, each digit moved by up to this many pixels in each direction (0: none).
     """
 
     kind: str
@@ -90,12 +91,15 @@ class StudyRun:
     seed: int = 0
     attack_steps: int = 10
     ramp: bool = True
+    shift: int = 0
 
     def __post_init__(self):
         if self.kind not in ("mma", "omma", "pgd"):
             raise ValueError(f"kind must be 'mma', 'omma' or 'pgd', got {self.kind!r}")
         if not isinstance(self.steps, int) or self.steps < 1:
             raise ValueError(f"steps must be a positive integer, got {self.steps!r}")
+        if not isinstance(self.shift, int) or isinstance(self.shift, bool) or not 0 <= self.shift <= 4:
+            raise ValueError(f"shift must be an integer number of pixels in [0, 4], got {self.shift!r}")
 
     @property
     def model_name(self) -> str:
@@ -112,6 +116,8 @@ class StudyRun:
             parts.append(f"{self.attack_steps} attack steps")
         if self.kind == "pgd" and not self.ramp:
             parts.append("no ramp")
+        if self.shift:
+            parts.append(f"shifts up to {self.shift} px")
         return ", ".join(parts)
 
     @property
@@ -124,7 +130,20 @@ class StudyRun:
             tail += f"+k{self.attack_steps}"
         if self.kind == "pgd" and not self.ramp:
             tail += "+noramp"
+        if self.shift:
+            tail += f"+shift{self.shift}"
         return f"{self.model_name}@{self.steps}{tail}"
+
+    def augment(self):
+        """The batch augmentation for :func:`mma_edu.train.fit`: a random crop of the digit padded by ``shift``
+        pixels (a shift of up to ``shift`` in each direction; never mirrored), or None."""
+        if not self.shift:
+            return None
+        from functools import partial
+
+        from .data import random_crop_flip
+
+        return partial(random_crop_flip, padding=self.shift, flip=False)
 
     def method(self):
         """A fresh training method for this run."""
@@ -147,7 +166,9 @@ def plan() -> list[StudyRun]:
     4. OMMA-0.45 and PGD-AT 0.3, cheapest budgets first;
     5. seeds 1 and 2 of the headline pair at the smaller budgets, and a second seed of PGD-AT without its
        ramp (added once the final budget's seeds disagreed by more than any gap: a gap per budget needs
-       seeds behind it, not one run).
+       seeds behind it, not one run);
+    6. the headline pair at the mid budget trained on digits shifted by up to 2 pixels (does augmentation help
+       on 3,500 digits?).
     """
     runs = [StudyRun(k, s, b) for b in BUDGETS for k, s in (("mma", 0.45), ("pgd", 0.4))]
     runs += [StudyRun("mma", 0.45, MID_BUDGET, attack_steps=40), StudyRun("pgd", 0.4, MID_BUDGET, ramp=False)]
@@ -156,6 +177,7 @@ def plan() -> list[StudyRun]:
     runs += [StudyRun("pgd", 0.4, MID_BUDGET, seed=1, ramp=False)]
     runs += [StudyRun(k, s, b, seed=seed) for b in BUDGETS[:-1] for seed in (1, 2)
              for k, s in (("mma", 0.45), ("pgd", 0.4))]
+    runs += [StudyRun(k, s, MID_BUDGET, shift=2) for k, s in (("mma", 0.45), ("pgd", 0.4))]
     return runs
 
 
@@ -232,6 +254,7 @@ def run_one(run: StudyRun, runs_dir: str | os.PathLike = RUNS_DIR, progress: boo
     history = fit(model, train, method, steps=run.steps, batch_size=SETUP["batch_size"],
                   optimizer=SETUP["optimizer"], lr=SETUP["lr"], eval_data=val, eval_size=SETUP["val_margin_digits"],
                   out=folder, resume=resume, overwrite=not resume, device="cpu", seed=run.seed, progress=progress,
+                  augment=run.augment(),
                   meta={"budget_study": run.key})
     seconds = time.perf_counter() - t0
     best = load_checkpoint(folder / BEST)
@@ -394,6 +417,8 @@ ALTERNATIVES = (
      "MMA-0.45 with the paper's 40 AN-PGD iterations instead of 10"),
     (f"pgd-0.4@{MID_BUDGET}+noramp", f"pgd-0.4@{MID_BUDGET}",
      "PGD-AT 0.4 without its ε ramp (the paper's has none)"),
+    (f"mma-0.45@{MID_BUDGET}+shift2", f"mma-0.45@{MID_BUDGET}", "MMA-0.45 trained on digits shifted by up to 2 px"),
+    (f"pgd-0.4@{MID_BUDGET}+shift2", f"pgd-0.4@{MID_BUDGET}", "PGD-AT 0.4 trained on digits shifted by up to 2 px"),
 )
 
 

@@ -37,6 +37,16 @@ def test_study_runs_make_the_methods_they_name():
     assert isinstance(mma, MMA) and mma.steps == 40 and mma.clean_weight == pytest.approx(1 / 3)
     assert bs.StudyRun("omma", 0.45, 1600).method().clean_weight == 0
     assert bs.StudyRun("mma", 0.45, 12800, seed=2).variant == "seed 2"
+    shifted = bs.StudyRun("pgd", 0.4, 3200, shift=2)
+    assert shifted.key == "pgd-0.4@3200+shift2" and bs.StudyRun("pgd", 0.4, 3200).augment() is None
+    torch.manual_seed(0)
+    x = torch.zeros(64, 1, 28, 28)
+    x[:, :, 13, 13] = 1.0  # one bright pixel: where it lands is the shift
+    moved = shifted.augment()(x).flatten(1).argmax(1)
+    rows, cols = moved // 28 - 13, moved % 28 - 13
+    assert rows.abs().max() == 2 and cols.abs().max() == 2 and len(set(zip(rows.tolist(), cols.tolist()))) > 10
+    with pytest.raises(ValueError, match="shift"):
+        bs.StudyRun("mma", 0.45, 1600, shift=9)
     with pytest.raises(ValueError, match="kind"):
         bs.StudyRun("trades", 0.3, 1600)
     with pytest.raises(ValueError, match="steps"):
