@@ -54,11 +54,18 @@ def test_readme_table_is_the_generated_one():
 
 # ------------------------------------------------------------------------------------------------ the mark step
 
+# The course's notebooks are kept marked (nbgrader's source layout). The mark step is the authoring tool that gets
+# there from the plain layout (an exercise cell calling exercises.check_..., then cells tagged "solution"); these
+# are notebooks 01 and 04 as they were before marking, to test it on.
+UNMARKED = sorted((ROOT / "tests" / "data" / "unmarked").glob("[0-9][0-9]_*.ipynb"))
+
+
 @pytest.fixture(scope="module")
 def marked(tmp_path_factory):
-    """Copies of the course notebooks, marked by the CLI twice (the second run must change nothing)."""
+    """Copies of the unmarked notebooks, marked by the CLI twice (the second run must change nothing)."""
     folder = tmp_path_factory.mktemp("marked")
-    copies = [Path(shutil.copy(p, folder / p.name)) for p in NOTEBOOKS]
+    copies = [Path(shutil.copy(p, folder / p.name)) for p in UNMARKED]
+    assert not any(M.is_marked(json.loads(p.read_text())) for p in copies)
     assert main(["mark", *map(str, copies)]) == 0
     once = {p.name: p.read_text() for p in copies}
     assert main(["mark", *map(str, copies)]) == 0
@@ -66,33 +73,25 @@ def marked(tmp_path_factory):
     return {p.name: json.loads(once[p.name]) for p in copies}
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_mark_turns_the_exercises_into_nbgrader_cells(path, marked):
-    original, nb = json.loads(path.read_text()), marked[path.name]
-    table = EXERCISES[path.name[:2]]
+def _check_nbgrader_cells(nb: dict, number: str) -> str:
+    """The nbgrader layout of a marked notebook against the table; returns the answer cell's solution part."""
+    table = EXERCISES[number]
     graded = [c for c in nb["cells"] if _grading(c)]
     ids = [_grading(c)["grade_id"] for c in graded]
     assert len(set(ids)) == len(ids) and all(c["id"] == _grading(c)["grade_id"] or c["cell_type"] == "code"
                                              for c in graded)
-    # One answer cell: the exercise cell's stubs, then every solution code cell in the solution region.
+    # One answer cell: the exercise cell's stubs, then the solution code in the solution region.
     answers = [c for c in graded if _grading(c)["solution"] and c["cell_type"] == "code"]
     assert len(answers) == 1 and not _grading(answers[0])["grade"]
     answer = _src(answers[0])
     stub, solution = answer.split(M.BEGIN_SOLUTION)
     assert solution.rstrip().endswith(M.END_SOLUTION) and "= None" in stub and "exercises.check_" not in answer
-    solution_code = [c for c in original["cells"] if "solution" in (c["metadata"].get("tags") or [])
-                     and c["cell_type"] == "code"]
-    at = 0
-    for cell in solution_code:  # every solution cell, but for its check statements, is kept, in order
-        kept, checks = M.split_checks(_src(cell), cell["id"])
-        assert checks and kept in solution[at:] or not checks and _src(cell).strip() in solution[at:], cell["id"]
-        at = solution.index(kept or _src(cell).strip(), at)
     assert not [c for c in nb["cells"] if c["cell_type"] == "code" and "solution" in (c["metadata"].get("tags") or [])]
     # One locked test cell per check, with the table's points, calling it through exercises.graded.
     tests = {_grading(c)["grade_id"]: c for c in graded if _grading(c)["grade"] and not _grading(c)["solution"]}
     assert len(tests) == len(table.autograded)
     for e in table.autograded:
-        cell = tests[f"{path.name[:2]}-{e.check.replace('_', '-')}"]
+        cell = tests[f"{number}-{e.check.replace('_', '-')}"]
         assert _grading(cell)["points"] == e.total and _grading(cell)["locked"]
         assert f"exercises.graded(exercises.{e.check}(" in _src(cell)
         assert (M.BEGIN_HIDDEN in _src(cell)) == bool(e.hidden)
@@ -102,6 +101,34 @@ def test_mark_turns_the_exercises_into_nbgrader_cells(path, marked):
         assert cell["cell_type"] == "markdown" and _grading(cell)["grade"] and _grading(cell)["solution"]
         assert _src(cell).index(M.BEGIN_SOLUTION) < _src(cell).index("Rubric") < _src(cell).index(M.END_SOLUTION)
     assert sum(_grading(c)["points"] for c in graded if _grading(c)["grade"]) == table.points
+    # nbgrader reads a marker in any cell, prose included ("no end solution statement found"): only where it belongs.
+    for c in nb["cells"]:
+        if not _grading(c).get("solution"):
+            assert "BEGIN SOLUTION" not in _src(c) and "END SOLUTION" not in _src(c), _src(c)[:80]
+        if not (_grading(c).get("grade") and not _grading(c).get("solution")):
+            assert "HIDDEN TESTS" not in _src(c), _src(c)[:80]
+    return solution
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_the_course_notebooks_are_marked_to_the_table(path):
+    nb = json.loads(path.read_text())
+    assert M.is_marked(nb), f"run: python -m mma_edu.grading mark {path.relative_to(ROOT)}"
+    _check_nbgrader_cells(nb, path.name[:2])
+    assert M.mark_notebook(nb, path.name[:2]) == nb, "marking a marked notebook changes nothing"
+
+
+@pytest.mark.parametrize("path", UNMARKED, ids=lambda p: p.name)
+def test_mark_turns_the_exercises_into_nbgrader_cells(path, marked):
+    original, nb = json.loads(path.read_text()), marked[path.name]
+    solution = _check_nbgrader_cells(nb, path.name[:2])
+    solution_code = [c for c in original["cells"] if "solution" in (c["metadata"].get("tags") or [])
+                     and c["cell_type"] == "code"]
+    at = 0
+    for cell in solution_code:  # every solution cell, but for its check statements, is kept, in order
+        kept, checks = M.split_checks(_src(cell), cell["id"])
+        assert checks and kept in solution[at:] or not checks and _src(cell).strip() in solution[at:], cell["id"]
+        at = solution.index(kept or _src(cell).strip(), at)
     # The solution prose stays, tagged; everything before the exercises and after them is untouched.
     assert [_src(c) for c in nb["cells"] if "solution" in (c["metadata"].get("tags") or [])] == \
         [_src(c) for c in original["cells"] if "solution" in (c["metadata"].get("tags") or [])
@@ -114,7 +141,7 @@ def test_mark_turns_the_exercises_into_nbgrader_cells(path, marked):
 
 def test_the_graded_test_cells_run_against_the_reference_solutions():
     """Notebook 4's marked exercise cells, executed in order (no kernel): the reference passes, hidden part too."""
-    nb = M.mark_notebook(json.loads((ROOT / "notebooks" / "04_anpgd.ipynb").read_text()), "04")
+    nb = json.loads((ROOT / "notebooks" / "04_anpgd.ipynb").read_text())
     scope: dict = {}
     for cell in nb["cells"]:
         if _grading(cell) and cell["cell_type"] == "code":
@@ -123,7 +150,7 @@ def test_the_graded_test_cells_run_against_the_reference_solutions():
 
 
 def test_mark_errors_name_the_mismatch():
-    nb = json.loads((ROOT / "notebooks" / "01_margins.ipynb").read_text())
+    nb = json.loads((ROOT / "tests" / "data" / "unmarked" / "01_margins.ipynb").read_text())
     with pytest.raises(M.MarkError, match=r"grades \['check_bisection', 'check_bisection_by_hand', 'check_pgd'\]"):
         M.mark_notebook(nb, "04")
     with pytest.raises(M.MarkError, match="number must be one of"):

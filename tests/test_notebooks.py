@@ -56,9 +56,13 @@ CHECK_CALL = re.compile(r"exercises\.(check_\w+)\(")
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_follows_the_teaching_conventions(path):
-    """Prerequisites and objectives first; exercises at three levels, two checked by helpers in the solutions and
-    called (with None answers) outside them; solutions tagged; a summary with what comes next at the end."""
+    """Prerequisites and objectives first; exercises at three levels as nbgrader cells (mma_edu/grading): one answer
+    cell whose stubs are followed by the reference solution, one locked graded test cell per checked exercise
+    with the grading table's points (a hidden randomized case in the core ones), a manual-graded written answer
+    with its rubric; a summary with what comes next at the end."""
     from mma_edu.course import exercises
+    from mma_edu.grading.mark import BEGIN_HIDDEN, BEGIN_SOLUTION, END_SOLUTION
+    from mma_edu.grading.table import EXERCISES
 
     cells = json.loads(path.read_text())["cells"]
     first = _src(cells[0])
@@ -71,14 +75,32 @@ def test_notebook_follows_the_teaching_conventions(path):
     assert "next" in heads[summary[0]].lower(), "the summary says what comes next"
     levels = heads[ex[0]].lower()
     assert all(word in levels for word in ("compute", "implement", "investigate")), "exercises at three levels"
-    solutions = [c for c in cells if "solution" in _tags(c)]
-    assert any(c["cell_type"] == "code" for c in solutions), "at least one solution cell that runs"
-    solved = {m for c in solutions if c["cell_type"] == "code" for m in CHECK_CALL.findall(_src(c))}
-    asked = {m for c in cells if c["cell_type"] == "code" and "solution" not in _tags(c)
-             for m in CHECK_CALL.findall(_src(c))}
-    assert len(solved) >= 2, f"at least two exercises checked by exercises.check_... in the solutions, got {solved}"
-    assert solved <= asked, f"every checked exercise is also posed (answer None) outside solutions: {solved - asked}"
-    assert all(callable(getattr(exercises, name, None)) for name in solved | asked)
+    graded = {c["metadata"]["nbgrader"]["grade_id"]: c for c in cells if "nbgrader" in c.get("metadata", {})}
+    assert all(ex[0] < cells.index(c) < summary[0] for c in graded.values()), "nbgrader cells between the two"
+    answers = [c for c in graded.values() if c["metadata"]["nbgrader"]["solution"] and c["cell_type"] == "code"]
+    assert len(answers) == 1, "one answer cell (nbgrader: autograded answer)"
+    body = _src(answers[0])
+    stub, _, rest = body.partition(BEGIN_SOLUTION)
+    solution = rest.partition(END_SOLUTION)[0]
+    assert "None" in stub and solution.strip(), "the answer cell holds stubs, then the reference solution"
+    assert not CHECK_CALL.findall(body), "the checks run in the graded test cells, not in the answer cell"
+    table = EXERCISES[path.name[:2]]
+    tests = {c["metadata"]["nbgrader"]["grade_id"]: c for c in graded.values()
+             if c["cell_type"] == "code" and c["metadata"]["nbgrader"]["grade"]}
+    assert len(tests) >= 2 and len(tests) == len(table.autograded)
+    for e in table.autograded:
+        cell = tests[f"{path.name[:2]}-{e.check.replace('_', '-')}"]
+        meta = cell["metadata"]["nbgrader"]
+        assert meta["locked"] and meta["points"] == e.total, (e.check, meta)
+        assert CHECK_CALL.findall(_src(cell))[0] == e.check and "exercises.graded(" in _src(cell)
+        assert (BEGIN_HIDDEN in _src(cell)) == bool(e.hidden), e.check
+        assert callable(getattr(exercises, e.check))
+    for w in table.written:
+        meta = graded[w.key]["metadata"]["nbgrader"]
+        assert graded[w.key]["cell_type"] == "markdown" and meta["grade"] and meta["solution"]
+        assert meta["points"] == w.points and "Rubric" in _src(graded[w.key]).partition(BEGIN_SOLUTION)[2]
+    prose = [c for c in cells if "solution" in _tags(c)]
+    assert prose and all(c["cell_type"] == "markdown" for c in prose), "solution prose, tagged (the student copy drops it)"
 
 
 @pytest.fixture(scope="module")
