@@ -47,7 +47,8 @@ import torch
 from torch import Tensor
 
 from .files import write_json
-from .verdicts import bits, interval_verdict, paired_mean_difference, replicate_verdict, t_quantile_975, unbits
+from .verdicts import (FAILS, HOLDS, UNRESOLVED, bits, interval_verdict, paired_mean_difference, replicate_verdict,
+                       t_quantile_975, unbits)
 
 RESULTS = Path(__file__).resolve().parent / "zoo_weights" / "budget_study.json"
 FORMAT = "mma-edu-budget-study/1"
@@ -536,6 +537,112 @@ def seed_trend(data: dict, a: str = "mma-0.45", b: str = "pgd-0.4") -> dict | No
             "crossing_steps": crossing}
 
 
+@dataclass(frozen=True)
+class StudyClaim:
+    """One question the study answers, as a claim with its verdict ("holds", "does not hold", "unresolved at
+    this n") and the numbers behind it."""
+
+    key: str
+    text: str
+    verdict: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.key}. {self.text}: {self.verdict} ({self.detail})"
+
+
+def _all_or_none(verdicts: Sequence[str]) -> str:
+    """A claim about every case: holds if it holds in each, does not hold if it fails in each, else unresolved."""
+    return HOLDS if all(v == HOLDS for v in verdicts) else FAILS if all(v == FAILS for v in verdicts) else UNRESOLVED
+
+
+def study_claims(data: dict, *, spread_factor: float = 3.0) -> list[StudyClaim]:
+    """The study's answers as claims, each judged by the rule of :mod:`mma_edu.verdicts` (paired over the 500
+    digits for one pair of runs; a t interval over seeds for a mean over seeds). Only claims whose runs are done
+    are returned. Raises :class:`~mma_edu.claims.NotTrained` where a comparison's default run failed to train.
+
+    - ``zoo-budget``: MMA-0.45 beats PGD-AT 0.4 at the zoo's 1,600 steps (mean over seeds, seed 0 alone if no
+      other seed is done);
+    - ``final-budget``: the same at the largest budget;
+    - ``closing``: the gap grows as the budget doubles (the trend over every seed pair);
+    - ``seeds-matter``: the gap moves between seeds by more than ``spread_factor`` times the half-width of one
+      pair's interval over digits, at every budget with two seeds or more (holds / does not hold, no noise test:
+      it says whether one run per model can answer the question);
+    - ``k40``: MMA-0.45 with 40 AN-PGD iterations beats it with 10 (mid budget);
+    - ``noramp-trains``: PGD-AT 0.4 trains without its ε ramp (every seed; unresolved if the seeds disagree);
+    - ``shift-mma`` / ``shift-pgd``: shifts of up to 2 px improve the model (mid budget);
+    - ``vs-pgd-0.3``: MMA-0.45 beats PGD-AT 0.3 at every budget (seed 0);
+    - ``omma``: OMMA-0.45 beats MMA-0.45 at the largest budget (seed 0)."""
+    out: list[StudyClaim] = []
+    seeded = gaps_over_seeds(data)
+
+    def gap_claim(key: str, g: dict, where: str) -> None:
+        if g["verdict"] is not None:
+            detail = (f"seeds {g['seeds']}: gaps " + ", ".join(f"{100 * x:+.1f}" for x in g["gaps"])
+                      + f"; mean {100 * g['gap_mean']:+.1f} [{100 * g['low']:+.1f}, {100 * g['high']:+.1f}] points")
+            verdict = g["verdict"]
+        else:
+            row = next(r for r in gap_table(data) if r["steps"] == g["steps"])
+            detail = f"seed 0 only: {100 * row['gap']:+.1f} [{100 * row['low']:+.1f}, {100 * row['high']:+.1f}] points"
+            verdict = row["verdict"]
+        out.append(StudyClaim(key, f"MMA-0.45 has a higher AvgAcc than PGD-AT 0.4 {where}", verdict, detail))
+
+    if seeded and seeded[0]["steps"] == BUDGETS[0]:
+        gap_claim("zoo-budget", seeded[0], f"at the zoo's {BUDGETS[0]:,} steps")
+    if seeded and seeded[-1]["steps"] == FINAL_BUDGET:
+        gap_claim("final-budget", seeded[-1], f"at {FINAL_BUDGET:,} steps")
+    t = seed_trend(data)
+    if t is not None:
+        cross = "" if t["crossing_steps"] is None else f"; reaches 0 near {t['crossing_steps']:,.0f} steps"
+        out.append(StudyClaim("closing", "the gap MMA-0.45 − PGD-AT 0.4 grows as the budget doubles", t["verdict"],
+                              f"{100 * t['per_doubling']:+.1f} [{100 * t['low']:+.1f}, {100 * t['high']:+.1f}] "
+                              f"points per doubling over {t['n']} seed pairs{cross}"))
+    multi = [g for g in seeded if len(g["seeds"]) >= 2]
+    if multi:
+        ok = [g["gap_spread"] > spread_factor * g["digit_halfwidth"] for g in multi]
+        out.append(StudyClaim(
+            "seeds-matter", f"a second seed moves the gap by more than {spread_factor:g}× one pair's interval over "
+            "digits, at every budget with seeds", HOLDS if all(ok) else FAILS,
+            "; ".join(f"{g['steps']:,}: spread {100 * g['gap_spread']:.1f} against ±{100 * g['digit_halfwidth']:.1f}"
+                      for g in multi)))
+    alts: dict[str, list[dict]] = {}
+    for row in alternatives(data):
+        alts.setdefault(row["key"].split("+")[-1], []).append(row)
+    texts = {"k40": ("k40", "MMA-0.45 with the paper's 40 AN-PGD iterations beats it with 10"),
+             "shift2": (None, "trained on digits shifted by up to 2 px beats it without")}
+    for row in alts.get("k40", []):
+        if row["verdict"] is not None and row["seed"] == 0:
+            out.append(StudyClaim("k40", texts["k40"][1], row["verdict"],
+                                  f"{100 * row['change']:+.1f} [{100 * row['low']:+.1f}, {100 * row['high']:+.1f}] points "
+                                  f"at {MID_BUDGET:,} steps; median margin {row['median_margin']:.3f} against "
+                                  f"{row['base_median_margin']:.3f}"))
+    noramp = alts.get("noramp", [])
+    if noramp:
+        out.append(StudyClaim("noramp-trains", "PGD-AT 0.4 trains without its ε ramp",
+                              _all_or_none([HOLDS if r["trained"] else FAILS for r in noramp]),
+                              "; ".join(f"seed {r['seed']}: clean {100 * r['clean']:.1f}%"
+                                        + ("" if r["trained"] else " (collapsed)") for r in noramp)))
+    for row in alts.get("shift2", []):
+        if row["verdict"] is not None and row["seed"] == 0:
+            name = "MMA-0.45" if row["key"].startswith("mma") else "PGD-AT 0.4"
+            out.append(StudyClaim(f"shift-{row['key'].split('-')[0]}", f"{name} {texts['shift2'][1]}", row["verdict"],
+                                  f"{100 * row['change']:+.1f} [{100 * row['low']:+.1f}, {100 * row['high']:+.1f}] points "
+                                  f"at {MID_BUDGET:,} steps"))
+    vs03 = gap_table(data, "mma-0.45", "pgd-0.3")
+    if vs03:
+        out.append(StudyClaim("vs-pgd-0.3", "MMA-0.45 has a higher AvgAcc than PGD-AT 0.3 at every budget",
+                              _all_or_none([r["verdict"] for r in vs03]),
+                              "seed 0 only; " + ", ".join(f"{r['steps']:,}: {100 * r['gap']:+.1f} [{100 * r['low']:+.1f}, "
+                                        f"{100 * r['high']:+.1f}]" for r in vs03)))
+    om = [r for r in gap_table(data, "omma-0.45", "mma-0.45") if r["steps"] == FINAL_BUDGET]
+    if om:
+        r = om[0]
+        out.append(StudyClaim("omma", f"OMMA-0.45 has a higher AvgAcc than MMA-0.45 at {FINAL_BUDGET:,} steps",
+                              r["verdict"], f"seed 0 only; {100 * r['gap']:+.1f} [{100 * r['low']:+.1f}, "
+                                            f"{100 * r['high']:+.1f}] points"))
+    return out
+
+
 def table(data: dict | None = None) -> str:
     """The results as plain text: one row per run (accuracies in %)."""
     data = load_results() if data is None else data
@@ -595,12 +702,16 @@ def table(data: dict | None = None) -> str:
         for alt in alts:
             seed = f" (seed {alt['seed']})" if alt["seed"] else ""
             if not alt["trained"]:
-                rows.append(f"  {alt['what']}{seed}: did not train: "
-                            + "; ".join(alt["collapsed"]) + ": not compared")
+                rows.append(f"  {alt['what']}{seed}: " + "; ".join(alt["collapsed"]) + " (not compared)")
             elif alt["verdict"] is not None:
                 rows.append(f"  {alt['what']}{seed}: AvgAcc {100 * alt['avg_acc']:.1f} against {100 * alt['base_avg_acc']:.1f}, "
                             f"{100 * alt['change']:+.1f} [{100 * alt['low']:+.1f}, {100 * alt['high']:+.1f}]; "
                             f"better: {alt['verdict']}")
+    claims = study_claims(data)
+    if claims:
+        rows.append("")
+        rows.append("The study's claims:")
+        rows += [f"  {c}" for c in claims]
     return "\n".join(rows)
 
 

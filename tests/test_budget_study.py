@@ -242,3 +242,31 @@ def test_seed_trend_is_least_squares_over_every_pair():
     assert t["crossing_steps"] == pytest.approx(2 ** (-t["intercept"] / t["per_doubling"]))
     assert t["crossing_steps"] == pytest.approx(1600 * 2 ** 4, rel=0.01)  # -0.08 + 0.02 k = 0 at k = 4 doublings
     assert bs.seed_trend({"runs": {k: v for k, v in runs.items() if "@1600" in k}}) is None  # one budget
+
+
+def test_study_claims_read_seeds_collapses_and_fall_back_to_seed_0():
+    f, mid = bs.FINAL_BUDGET, bs.MID_BUDGET
+
+    def e(key: str, bits_: str, clean: float = 0.95) -> dict:
+        return {**_study_entry(key, bits_, clean), "steps": int(key.split("@")[1].split("+")[0])}
+
+    lo, hi = "1" * 50 + "0" * 50, "1" * 60 + "0" * 40
+    runs = {k: e(k, b) for k, b in {
+        "mma-0.45@1600": lo, "pgd-0.4@1600": hi,                      # the zoo's budget, seed 0 only: -10 points
+        f"mma-0.45@{f}": hi, f"pgd-0.4@{f}": lo,                      # final budget: +10, -10, +10 over seeds
+        f"mma-0.45@{f}+s1": lo, f"pgd-0.4@{f}+s1": hi,
+        f"mma-0.45@{f}+s2": hi, f"pgd-0.4@{f}+s2": lo}.items()}
+    runs[f"pgd-0.4@{mid}"] = e(f"pgd-0.4@{mid}", hi)
+    runs[f"pgd-0.4@{mid}+noramp"] = e(f"pgd-0.4@{mid}+noramp", hi, clean=0.11)
+    claims = {c.key: c for c in bs.study_claims({"runs": runs})}
+    assert claims["zoo-budget"].verdict == bs.FAILS and "seed 0 only" in claims["zoo-budget"].detail
+    assert claims["final-budget"].verdict == UNRESOLVED and "+3.3" in claims["final-budget"].detail
+    # each pair differs on 10 of 100 digits: ±5.9 points over digits; the seeds' spread is 20 points > 3 × 5.9
+    assert claims["seeds-matter"].verdict == HOLDS and "spread 20.0 against ±5.9" in claims["seeds-matter"].detail
+    assert claims["noramp-trains"].verdict == bs.FAILS and "collapsed" in claims["noramp-trains"].detail
+    assert "k40" not in claims and "vs-pgd-0.3" not in claims  # runs not done: no claim
+    # the seeds agreeing: no spread, so "seeds matter" does not hold, and the mean over seeds is a finding
+    for s in ("", "+s1", "+s2"):
+        runs[f"mma-0.45@{f}{s}"], runs[f"pgd-0.4@{f}{s}"] = e(f"mma-0.45@{f}{s}", hi), e(f"pgd-0.4@{f}{s}", lo)
+    claims = {c.key: c for c in bs.study_claims({"runs": runs})}
+    assert claims["seeds-matter"].verdict == bs.FAILS and claims["final-budget"].verdict == HOLDS
