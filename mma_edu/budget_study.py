@@ -715,6 +715,27 @@ def table(data: dict | None = None) -> str:
     return "\n".join(rows)
 
 
+def markdown_summary(data: dict, a: str = "mma-0.45", b: str = "pgd-0.4") -> str:
+    """The headline pair per budget as a Markdown table (for the README and notes): each model's AvgAcc per seed
+    (%), the gap per seed, their mean with the t interval over seeds and its verdict, the median margins (seed 0)
+    and the training seconds per run (mean over seeds, one CPU thread)."""
+    runs = data["runs"]
+    lines = [f"| steps | {a} AvgAcc by seed | {b} AvgAcc by seed | gap by seed | mean gap [95% over seeds] | "
+             f"{a} better | median margin {a} / {b} | train s {a} / {b} |", "|---|---|---|---|---|---|---|---|"]
+    for g in gaps_over_seeds(data, a, b):
+        steps = g["steps"]
+        tails = ["" if s == 0 else f"+s{s}" for s in g["seeds"]]
+        secs = [sum(runs[f"{m}@{steps}{t}"]["train_seconds"] for t in tails) / len(tails) for m in (a, b)]
+        margins = [runs[f"{m}@{steps}"]["eval"]["median_margin"] for m in (a, b)]
+        mean = (f"{100 * g['gap_mean']:+.1f} [{100 * g['low']:+.1f}, {100 * g['high']:+.1f}]"
+                if g["verdict"] is not None else f"{100 * g['gap_mean']:+.1f} (one seed)")
+        lines.append(f"| {steps:,} | " + " / ".join(f"{100 * x:.1f}" for x in g[a]) + " | "
+                     + " / ".join(f"{100 * x:.1f}" for x in g[b]) + " | "
+                     + " / ".join(f"{100 * x:+.1f}" for x in g["gaps"]) + f" | {mean} | {g['verdict'] or '—'} | "
+                     + f"{margins[0]:.3f} / {margins[1]:.3f} | {secs[0]:,.0f} / {secs[1]:,.0f} |")
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mma_edu.budget_study", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -726,13 +747,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("plan", help="the study's runs, in the order they run")
     t = sub.add_parser("table", help="the results as a table, with the MMA - PGD-AT gap per budget")
     t.add_argument("--results", default=str(RESULTS))
+    t.add_argument("--markdown", action="store_true", help="only the headline pair per budget, as a Markdown table")
     args = parser.parse_args(argv)
     if args.cmd == "plan":
         for run in plan():
             print(run.key)
         return 0
     if args.cmd == "table":
-        print(table(load_results(args.results)))
+        data = load_results(args.results)
+        print(markdown_summary(data) if args.markdown else table(data))
         return 0
     if args.workers < 1:
         parser.error(f"--workers must be >= 1, got {args.workers}")

@@ -270,3 +270,15 @@ def test_study_claims_read_seeds_collapses_and_fall_back_to_seed_0():
         runs[f"mma-0.45@{f}{s}"], runs[f"pgd-0.4@{f}{s}"] = e(f"mma-0.45@{f}{s}", hi), e(f"pgd-0.4@{f}{s}", lo)
     claims = {c.key: c for c in bs.study_claims({"runs": runs})}
     assert claims["seeds-matter"].verdict == bs.FAILS and claims["final-budget"].verdict == HOLDS
+
+
+def test_markdown_summary_has_a_row_per_budget_with_each_seed():
+    f = bs.FINAL_BUDGET
+    runs = {}
+    for key, bits_ in {f"mma-0.45@{f}": "1" * 60 + "0" * 40, f"pgd-0.4@{f}": "1" * 50 + "0" * 50,
+                       f"mma-0.45@{f}+s1": "1" * 50 + "0" * 50, f"pgd-0.4@{f}+s1": "1" * 60 + "0" * 40,
+                       "mma-0.45@1600": "1" * 50 + "0" * 50, "pgd-0.4@1600": "1" * 50 + "0" * 50}.items():
+        runs[key] = {**_study_entry(key, bits_), "steps": int(key.split("@")[1].split("+")[0]), "train_seconds": 100.0}
+    md = bs.markdown_summary({"runs": runs}).splitlines()
+    assert len(md) == 4 and md[2].startswith("| 1,600 | 50.0 | 50.0 | +0.0 | +0.0 (one seed) | — |")
+    assert md[3].startswith(f"| {f:,} | 60.0 / 50.0 | 50.0 / 60.0 | +10.0 / -10.0 | +0.0 [")
