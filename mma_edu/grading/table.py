@@ -76,9 +76,9 @@ EXERCISES: dict[str, NotebookExercises] = {e.notebook: e for e in (
                 "Exercise 3: prove d∞ ≤ d₂ ≤ √n·d∞, say when each inequality is tight for a linear model, and why "
                 "the ℓ∞ δ* arrows are diagonal.",
                 "1 point: the chain of norm inequalities and the deduction for the margins (the ℓ2 ball lies inside "
-                "the ℓ∞ ball of the same radius). 1 point: tightness — one nonzero coordinate of w_y − w_j for the "
-                "first, equal magnitudes for the second. 1 point: ℓ∞ steepest ascent is sign(w), every coordinate "
-                "moves by the full ε."),)),
+                "the ℓ∞ ball of the same radius, the ℓ∞ ball of radius t inside the ℓ2 ball of radius √n·t). "
+                "1 point: tightness — one nonzero coordinate of w_y − w_j for the first, equal magnitudes for the "
+                "second. 1 point: ℓ∞ steepest ascent is sign(w_j − w_y), every coordinate moves by the full d∞."),)),
     NotebookExercises("02", (
         Autograded("check_losses_by_hand", "warm-up", 2, "L_LM, L_SLM and cross-entropy of one logit vector"),
         Autograded("check_margin_gradient", "core", 3, "∇_θ d at a boundary point against the closed-form margin's "
@@ -92,8 +92,10 @@ EXERCISES: dict[str, NotebookExercises] = {e.notebook: e for e in (
                 "Exercise 3: which dual norm appears for ℓ∞, why the ℓ∞ margin of a linear model is differentiable "
                 "almost everywhere, and what changes with the clean loss in section 5.",
                 "1 point: the ℓ1 norm of ∇_x L. 1 point: differentiable where the closest class is unique and no "
-                "coordinate of w_y − w_j is 0. 1 point: margins still grow but more slowly — the clean loss's "
-                "gradient is not aligned with the margin's, and vanishes for confident points."),)),
+                "coordinate of w_y − w_j is 0. 1 point: with the clean loss one step barely moves the margins "
+                "(laptop profile: mean margin 0.3524 before and after, no point moving by more than 2·10⁻⁴, half of "
+                "them down; the step at x + δ* adds 0.078) — the points are classified with p_y > 0.998, where the "
+                "clean loss's gradient is tiny, and it is not aligned with the margin's."),)),
     NotebookExercises("03", (
         Autograded("check_mma_loss_by_hand", "warm-up", 2, "MMA's objective of a four-example batch, by hand"),
         Autograded("check_mma_loss", "core", 3, "MMA's objective (hinge, S⁻, clean mix, OMMA) on random batches",
@@ -103,10 +105,13 @@ EXERCISES: dict[str, NotebookExercises] = {e.notebook: e for e in (
         Written("03-pgd-at-large-eps", "stretch", 3,
                 "Exercise 3: explain why PGD-AT at a large ε (0.7) loses clean accuracy, how d_max changes MMA's "
                 "margins, and why margins can end above d_max.",
-                "1 point: at large ε the balls of the two classes overlap near the gap; PGD-AT gives up the points "
-                "closest to the other class, so clean accuracy falls. 1 point: d_max moves margins a little and "
-                "accuracy barely. 1 point: the hinge only stops pushing; other examples and the clean loss keep "
-                "moving the boundary, so margins can exceed d_max."),)),
+                "1 point: at ε 0.7 the ε-balls of the two classes overlap around the tips of the moons, each inside "
+                "the other moon's arc; PGD-AT gives those points up (laptop profile: 38 of 200 with margin 0, "
+                "against 20 at ε 0.5), so train accuracy falls from 0.900 to 0.810. 1 point: a larger d_max gives "
+                "larger margins and costs accuracy (median margin 0.405, 0.510, 0.663 and train accuracy 1.000, "
+                "0.980, 0.905 at d_max 0.3, 0.5, 0.8). 1 point: the hinge only stops pushing; the clean loss and the "
+                "other examples keep moving the boundary, so margins can exceed d_max (at d_max 0.3, 81% of them; "
+                "standard training alone reaches a median of 0.364)."),)),
     NotebookExercises("04", (
         Autograded("check_bisection_by_hand", "warm-up", 2, "AN-PGD's bisection on one ray, by hand"),
         Autograded("check_bisection", "core", 3, "the bisection (first test at ε_prev, search_steps midpoints, "
@@ -122,8 +127,9 @@ EXERCISES: dict[str, NotebookExercises] = {e.notebook: e for e in (
                 "Exercise 4: why AN-PGD divides by ε_prev and not by ‖x_adv − x‖, what happens to examples PGD "
                 "cannot break, and which norm gives tighter one-round estimates.",
                 "1 point: the point at scale ε_prev is the PGD point (its loss is already known) and ‖u‖ ≤ 1. "
-                "1 point: unbroken examples end near max_eps = 1.05·d_max, past the hinge. 1 point: ℓ∞, whose "
-                "sign steps reach the optimal corner in few steps."),)),
+                "1 point: unbroken examples end near max_eps = 1.05·d_max, past the hinge. 1 point: ℓ∞, whose sign "
+                "steps reach the optimal corner in few steps (section 3, refine = 0: median estimate/exact 1.0007 in "
+                "ℓ∞ against 1.0172 in ℓ2, 95th percentile 1.33 against 1.66)."),)),
     NotebookExercises("05", (
         Autograded("check_s_plus", "warm-up", 2, "which of four digits are in S⁺ (p_y > 1/2, not just correct)"),
         Autograded("check_over_perturbed", "core", 3, "the fraction of margins strictly below ε",
@@ -151,8 +157,11 @@ EXERCISES: dict[str, NotebookExercises] = {e.notebook: e for e in (
                 "Exercise 3: why margins would be measured in the wrong space if the data were standardized "
                 "beforehand, and which ε range d_max = 12/255 and 32/255 each help.",
                 "1 point: ε must be measured on the [0, 1] image the adversary changes, not on standardized pixels "
-                "whose scale differs per image. 1 point: small d_max keeps clean accuracy and small-ε robustness. "
-                "1 point: large d_max helps at large ε at some cost in clean accuracy (the paper's Table 2)."),)),
+                "whose scale differs per image. 1 point: d_max = 12/255 stops pushing a margin once it reaches "
+                "12/255 (the hinge), so it helps at small ε, up to 12/255, and keeps more clean accuracy. 1 point: "
+                "d_max = 32/255 keeps pushing margins up to 32/255, so it helps at large ε at some cost in clean "
+                "accuracy (section 5: the released MMA-32 leads TRADES only from 16/255 on, and its clean accuracy "
+                "is lower, 84.4 against 84.9)."),)),
     NotebookExercises("07", (
         Autograded("check_avg_accuracies", "warm-up", 2, "AvgAcc and AvgRobAcc of the paper's MMA-0.45 row"),
         Autograded("check_robust_curve", "core", 3, "the worst case over restarts, clean mistakes and smaller-ε "
@@ -163,10 +172,15 @@ EXERCISES: dict[str, NotebookExercises] = {e.notebook: e for e in (
         Written("07-capstone", "stretch", 3,
                 "Exercise 3 (capstone): with intervals, does the paper's conclusion — MMA's gain is at large ε — "
                 "survive the stronger evaluation (APGD, more restarts) on these models?",
-                "1 point: reports APGD (DLR and CE) against PGD for both models and names where PGD is inflated. "
-                "1 point: the number of restarts after which robust accuracy stops dropping, judged with the "
-                "intervals. 1 point: a conclusion that follows from the intervals (a drop smaller than an "
-                "interval's width is not evidence)."),)),
+                "1 point: reports APGD (DLR and CE) against PGD for both models and names where PGD is inflated "
+                "(laptop profile, 100 digits, CE and DLR at 100 steps: pgd-0.3 at ε 0.3, 76% → 73%, and mma-0.45 at "
+                "ε 0.4, 33% → 28%; no change elsewhere; one loss at 10 steps is weaker than PGD). 1 point: the "
+                "number of restarts after which robust accuracy stops dropping, judged with the intervals (CE PGD, "
+                "300 digits: the standard model moves by at most 1.3 points from 1 to 8 restarts; mma-0.45 at ε 0.4 "
+                "goes from 30.3% to 25.7%, 26.0% at 16 — less than the width of one interval, [25.2, 35.9] at "
+                "30.3%). 1 point: a conclusion that follows from the intervals: MMA's gain at large ε survives (ε "
+                "0.4: 28% [19.5, 37.9] against 0% [0, 3.6] for pgd-0.3), at ε ≤ 0.3 it shows none; a drop smaller "
+                "than an interval's width is not evidence."),)),
     NotebookExercises("08", (
         Autograded("check_interval_bounds_by_hand", "warm-up", 2, "interval bounds of one affine layer, by hand"),
         Autograded("check_ibp", "core", 3, "interval bound propagation through the ReLU network, inside [0, 1]",
@@ -177,10 +191,12 @@ EXERCISES: dict[str, NotebookExercises] = {e.notebook: e for e in (
         Written("08-unstable-relus", "stretch", 3,
                 "Exercise 3: how the MILP's time grows with the unstable ReLUs, and why the MMA network has fewer "
                 "of them.",
-                "1 point: each unstable ReLU is a binary; time grows roughly exponentially with their number. "
-                "1 point: the MMA network has fewer unstable ReLUs over the same box (keeping decisions far from "
-                "the boundary makes the network change less around the data). 1 point: the link to certified "
-                "training (robust networks are the ones verifiers handle best)."),)),
+                "1 point: each unstable ReLU is one binary to branch on, so the time grows roughly exponentially "
+                "with their number (wider, deeper nets and larger boxes are slower). 1 point: MMA training makes the "
+                "ReLUs more stable: fewer unstable over the same max_eps box (laptop profile: median 62% against 88% "
+                "of the 16). 1 point: why it might — keeping each digit's decision far from the boundary makes the "
+                "network change less around the data, so fewer pre-activations change sign within the box (the link "
+                "to certified training: robust networks are the ones verifiers handle best)."),)),
 )}
 
 
