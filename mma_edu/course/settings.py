@@ -79,11 +79,11 @@ TABLES: dict[str, dict[str, dict[str, Any]]] = {
     },
     "07": {
         "smoke":  dict(n_test=100, steps=20, restarts=(1, 2, 4), full_restarts=2, n_naive=50, n_peer=30,
-                       peer_steps=20, apgd_steps=10, n_released=100),
+                       peer_steps=20, apgd_steps=10, n_released=100, n_cw=5, cw_steps=1000),
         "laptop": dict(n_test=300, steps=40, restarts=(1, 2, 4, 8), full_restarts=4, n_naive=100, n_peer=100,
-                       peer_steps=50, apgd_steps=20, n_released=300),
+                       peer_steps=50, apgd_steps=20, n_released=300, n_cw=30, cw_steps=1000),
         "paper":  dict(n_test=1000, steps=100, restarts=(1, 2, 5, 10, 20), full_restarts=10, n_naive=1000,
-                       n_peer=1000, peer_steps=100, apgd_steps=100, n_released=1000),
+                       n_peer=1000, peer_steps=100, apgd_steps=100, n_released=1000, n_cw=1000, cw_steps=1000),
     },
     "08": {
         "smoke":  dict(width=16, depth=1, epochs=3,  n=8,   max_eps=0.25, time_limit=10),
@@ -98,7 +98,8 @@ DRY_CAPS: dict[str, dict[str, str]] = {
     "06": {"steps": "steps", "batch": "batch", "n_test": "examples", "n_val": "examples", "n_released": "examples",
            "eval_steps": "pgd_steps", "released_steps": "pgd_steps"},
     "07": {"n_test": "examples", "n_naive": "examples", "n_peer": "examples", "n_released": "examples",
-           "steps": "pgd_steps", "apgd_steps": "pgd_steps", "peer_steps": "pgd_steps"},
+           "steps": "pgd_steps", "apgd_steps": "pgd_steps", "peer_steps": "pgd_steps", "n_cw": "examples",
+           "cw_steps": "pgd_steps"},
     "08": {"n": "examples"},
 }
 
