@@ -259,17 +259,17 @@ def test_study_claims_read_seeds_collapses_and_fall_back_to_seed_0():
     runs[f"pgd-0.4@{mid}"] = e(f"pgd-0.4@{mid}", hi)
     runs[f"pgd-0.4@{mid}+noramp"] = e(f"pgd-0.4@{mid}+noramp", hi, clean=0.11)
     claims = {c.key: c for c in bs.study_claims({"runs": runs})}
-    assert claims["zoo-budget"].verdict == bs.FAILS and "seed 0 only" in claims["zoo-budget"].detail
-    assert claims["final-budget"].verdict == UNRESOLVED and "+3.3" in claims["final-budget"].detail
+    assert claims["gap-1600"].verdict == bs.FAILS and "seed 0 only" in claims["gap-1600"].detail
+    assert claims[f"gap-{f}"].verdict == UNRESOLVED and "+3.3" in claims[f"gap-{f}"].detail
     # each pair differs on 10 of 100 digits: ±5.9 points over digits; the seeds' spread is 20 points > 3 × 5.9
     assert claims["seeds-matter"].verdict == HOLDS and "spread 20.0 against ±5.9" in claims["seeds-matter"].detail
     assert claims["noramp-trains"].verdict == bs.FAILS and "collapsed" in claims["noramp-trains"].detail
     assert "k40" not in claims and "vs-pgd-0.3" not in claims  # runs not done: no claim
-    # the seeds agreeing: no spread, so "seeds matter" does not hold, and the mean over seeds is a finding
+    # the seeds agreeing at every budget: no spread, so "seeds matter" does not hold, and the mean is a finding
     for s in ("", "+s1", "+s2"):
         runs[f"mma-0.45@{f}{s}"], runs[f"pgd-0.4@{f}{s}"] = e(f"mma-0.45@{f}{s}", hi), e(f"pgd-0.4@{f}{s}", lo)
     claims = {c.key: c for c in bs.study_claims({"runs": runs})}
-    assert claims["seeds-matter"].verdict == bs.FAILS and claims["final-budget"].verdict == HOLDS
+    assert claims["seeds-matter"].verdict == bs.FAILS and claims[f"gap-{f}"].verdict == HOLDS
 
 
 def test_markdown_summary_has_a_row_per_budget_with_each_seed():
