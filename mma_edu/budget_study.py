@@ -764,7 +764,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if bad:
             parser.error(f"--only: unknown key(s) {bad}; see `python -m mma_edu.budget_study plan`")
         runs = [known[k] for k in args.only]
-    data = run_study(runs, workers=args.workers, results=args.results, runs_dir=args.runs_dir)
+    try:
+        data = run_study(runs, workers=args.workers, results=args.results, runs_dir=args.runs_dir)
+    except KeyboardInterrupt as err:  # Ctrl-C reaches every worker; each saved its run (TrainingInterrupted)
+        print(f"[budget-study] interrupted ({err or 'Ctrl-C'}): finished runs are in {args.results}; the others "
+              f"resume from {args.runs_dir} when you run this again", file=sys.stderr)
+        return 130
     print(table(data))
     return 0
 

@@ -282,3 +282,15 @@ def test_markdown_summary_has_a_row_per_budget_with_each_seed():
     md = bs.markdown_summary({"runs": runs}).splitlines()
     assert len(md) == 4 and md[2].startswith("| 1,600 | 50.0 | 50.0 | +0.0 | +0.0 (one seed) | — |")
     assert md[3].startswith(f"| {f:,} | 60.0 / 50.0 | 50.0 / 60.0 | +10.0 / -10.0 | +0.0 [")
+
+
+def test_ctrl_c_ends_the_study_with_one_line_saying_how_to_resume(monkeypatch, capsys, tmp_path):
+    from mma_edu.interrupts import TrainingInterrupted
+
+    def interrupted(*args, **kwargs):
+        raise TrainingInterrupted(2, 140, tmp_path / "last.pt")
+
+    monkeypatch.setattr(bs, "run_study", interrupted)
+    assert bs.main(["run", "--results", str(tmp_path / "r.json"), "--runs-dir", str(tmp_path / "runs")]) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "interrupted" in err[0] and "resume" in err[0] and str(tmp_path / "runs") in err[0]
