@@ -537,6 +537,15 @@ def seed_trend(data: dict, a: str = "mma-0.45", b: str = "pgd-0.4") -> dict | No
             "crossing_steps": crossing}
 
 
+# The verdicts of :func:`study_claims` on the shipped results (``tests/test_budget_study.py`` and notebook 05
+# assert them): rerunning the study and shipping other results must update them, and says which claims moved.
+SHIPPED_VERDICTS: dict[str, str] = {
+    "gap-1600": UNRESOLVED, "gap-3200": FAILS, "gap-6400": UNRESOLVED, "gap-12800": UNRESOLVED,
+    "closing": UNRESOLVED, "seeds-matter": HOLDS, "k40": UNRESOLVED, "noramp-trains": FAILS,
+    "shift-mma": FAILS, "shift-pgd": FAILS, "vs-pgd-0.3": HOLDS, "omma": UNRESOLVED,
+}
+
+
 @dataclass(frozen=True)
 class StudyClaim:
     """One question the study answers, as a claim with its verdict ("holds", "does not hold", "unresolved at

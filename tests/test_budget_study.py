@@ -294,3 +294,12 @@ def test_ctrl_c_ends_the_study_with_one_line_saying_how_to_resume(monkeypatch, c
     assert bs.main(["run", "--results", str(tmp_path / "r.json"), "--runs-dir", str(tmp_path / "runs")]) == 130
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "interrupted" in err[0] and "resume" in err[0] and str(tmp_path / "runs") in err[0]
+
+
+def test_the_shipped_results_give_the_shipped_verdicts():
+    """Notebook 05 asserts these verdicts; a rerun study that moves one must say so here."""
+    if not bs.RESULTS.is_file():
+        pytest.skip(f"no study results shipped yet ({bs.RESULTS})")
+    data = bs.load_results()
+    assert {r.key for r in bs.plan()} == set(data["runs"]), "the shipped results are the whole plan"
+    assert {c.key: c.verdict for c in bs.study_claims(data)} == bs.SHIPPED_VERDICTS
