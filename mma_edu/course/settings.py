@@ -117,20 +117,19 @@ ONE_THREAD: dict[str, tuple[str, ...] | None] = {"01": None, "02": None, "03": N
 
 NOTEBOOKS = tuple(TABLES)
 
-# What each notebook takes, printed at its top (cfg.expected). Laptop: `make tour` on a quiet 2-core x86-64 CPU
-# without GPU (README), rounded up; 03, 06 and 07 re-timed after issue 25 (README, pacing); on a busy machine the
-# one-thread notebooks slowed 1.6-2.4x (issue 25).
+# What each notebook takes, printed at its top (cfg.expected). Laptop: `python -m bench.notebooks_under_load` on a
+# quiet 2-core x86-64 CPU without GPU and with one busy process per core beside it (README, 2026-12-07), rounded up.
 # Smoke: the tests (< 1 min each). Paper: the paper's settings.
 EXPECTED: dict[str, dict[str, str]] = {
     "01": {"smoke": "under 1 min", "laptop": "about 10 s", "paper": "about 1 min"},
     "02": {"smoke": "under 1 min", "laptop": "about 10 s", "paper": "about 1 min"},
-    "03": {"smoke": "under 1 min", "laptop": "about 1 min", "paper": "a few minutes"},
+    "03": {"smoke": "under 1 min", "laptop": "about 1 min (45 s measured, 54 s on a busy machine)", "paper": "a few minutes"},
     "04": {"smoke": "under 1 min", "laptop": "about 10 s", "paper": "about 1 min"},
-    "05": {"smoke": "under 1 min", "laptop": "about 2 min", "paper": "hours on a GPU (four runs of 100,000 steps)"},
-    "06": {"smoke": "under 1 min", "laptop": "2-4 min (stand-in: 136 s, 233 s on a busy machine), more on real CIFAR10",
+    "05": {"smoke": "under 1 min", "laptop": "about 3 min (162 s measured, 169 s on a busy machine)", "paper": "hours on a GPU (four runs of 100,000 steps)"},
+    "06": {"smoke": "under 1 min", "laptop": "about 3 min (stand-in: 146 s, 162 s on a busy machine), more on real CIFAR10",
            "paper": "days on a GPU (50,000 steps of a WideResNet-28-4)"},
-    "07": {"smoke": "under 1 min", "laptop": "about 3 min (196 s measured on a busy machine)", "paper": "an hour or more on a CPU, minutes on a GPU"},
-    "08": {"smoke": "under 1 min", "laptop": "about 3 min", "paper": "an hour or more (MILPs of up to 10 min each)"},
+    "07": {"smoke": "under 1 min", "laptop": "about 4.5 min (256 s measured, 271 s on a busy machine)", "paper": "an hour or more on a CPU, minutes on a GPU"},
+    "08": {"smoke": "under 1 min", "laptop": "about 4 min (204 s measured, 227 s on a busy machine)", "paper": "an hour or more (MILPs of up to 10 min each)"},
 }
 
 
