@@ -596,6 +596,9 @@ def main(argv: list[str] | None = None) -> int:
 
     command, where, dist, distributed = "", "", None, None
     try:
+        from .interrupts import install_startup_handler
+
+        install_startup_handler()  # a Ctrl-C that a library swallows while torch imports still stops training
         parser = build_parser()
         args = parser.parse_args(argv)
         command = args.command

@@ -67,6 +67,25 @@ def _deliver(signum: int, handler) -> None:
     # SIG_IGN: nothing to do
 
 
+# SIGINTs that reached :func:`_startup_handler`. A library may catch the KeyboardInterrupt it raised (a bare
+# ``except:`` while it probes optional imports) and carry on, and the process would then train as if no Ctrl-C
+# had come: the next :class:`GracefulStop` reads this and stops before the first step.
+_STARTUP_SIGINTS: list[int] = []
+
+
+def _startup_handler(signum, frame) -> None:
+    _STARTUP_SIGINTS.append(signum)
+    raise KeyboardInterrupt
+
+
+def install_startup_handler() -> None:
+    """For a command line's start (imports, data loading): SIGINT raises KeyboardInterrupt as Python's default
+    handler does, and is remembered, so that a Ctrl-C swallowed on the way still stops the training that follows.
+    Only replaces Python's own default handler, and only in the main thread."""
+    if _main_thread() and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _startup_handler)
+
+
 @contextmanager
 def deferred_signals() -> Iterator[None]:
     """Hold SIGINT and SIGTERM for the duration of the block, then deliver them."""
@@ -115,6 +134,9 @@ class GracefulStop:
             for s in HANDLED:
                 signal.signal(s, self._handler)
             self.active = True
+            if _STARTUP_SIGINTS:  # a Ctrl-C before this block that something swallowed: stop as if it came now
+                self._handler(_STARTUP_SIGINTS[0], None)
+                _STARTUP_SIGINTS.clear()
         return self
 
     def __exit__(self, *exc) -> None:

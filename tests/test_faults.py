@@ -431,3 +431,34 @@ def test_a_signal_after_fit_has_set_up_but_before_the_first_step_writes_nothing(
     err = capsys.readouterr().err.strip()
     assert err == "mma-edu train: SIGINT received before the first step: stopped, nothing written", err
     assert not (tmp_path / "new").exists()
+
+
+def test_a_ctrl_c_that_a_library_swallowed_during_start_up_still_stops_training_before_its_first_step(tmp_path):
+    """A real SIGINT while a command starts, caught by a bare ``except:`` (as some imports do when they probe
+    optional modules): the training that follows must stop before its first step, not run for hours."""
+    from mma_edu import interrupts
+    from mma_edu.data import toy_2d
+    from mma_edu.interrupts import TrainingInterrupted
+    from mma_edu.models import MLP
+    from mma_edu.train import Standard, fit
+
+    previous = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        interrupts.install_startup_handler()
+        try:
+            signal.raise_signal(signal.SIGINT)
+        except:  # noqa: E722 - the library's bare except this test is about
+            pass
+        with pytest.raises(TrainingInterrupted) as stop:
+            fit(MLP(hidden=8, depth=1), toy_2d("moons", 64, seed=0), Standard(), steps=20, batch_size=16,
+                out=tmp_path / "run", device="cpu", progress=False)
+        assert stop.value.step == 0 and "before the first step" in str(stop.value)
+        assert not (tmp_path / "run" / "last.pt").exists()
+        # consumed: the next training runs
+        history = fit(MLP(hidden=8, depth=1), toy_2d("moons", 64, seed=0), Standard(), steps=4, batch_size=16,
+                      device="cpu", progress=False)
+        assert len(history.step_loss) == 4
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        interrupts._STARTUP_SIGINTS.clear()
