@@ -259,8 +259,10 @@ def test_ctrl_c_during_the_imports_is_one_line_exit_130_nothing_written(tmp_path
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
     code = ("import sys; print('started', flush=True); from mma_edu.cli import main; "
             f"sys.exit(main(['train', '--preset', 'mnist-standard', '--data', 'offline', '--out', {str(out)!r}]))")
+    # As in a terminal, where Ctrl-C is not ignored: a shell's background job (`make test &`) starts with SIGINT
+    # ignored, Python keeps it so, and the child would rightly ignore the signal until training installs its own.
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env)
+                            env=env, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         assert proc.stdout.readline().strip() == "started"
         time.sleep(0.3)
