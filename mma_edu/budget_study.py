@@ -39,7 +39,7 @@ import multiprocessing as mp
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -414,14 +414,14 @@ def gap_trend(rows: Sequence[dict]) -> dict:
 # (the paper's case for not having to choose ε), and OMMA (no clean loss) against MMA.
 OTHER_PAIRS = (("mma-0.45", "pgd-0.3"), ("omma-0.45", "mma-0.45"))
 
-# The alternative explanations: each variant against the run that differs from it in that one setting.
+# The alternative explanations: each variant (at seed 0; its other seeds are read too) against the run of the same
+# method, budget and seed with the study's defaults. Name, variant, what it asks.
 ALTERNATIVES = (
-    (f"mma-0.45@{MID_BUDGET}+k40", f"mma-0.45@{MID_BUDGET}",
+    ("k40", StudyRun("mma", 0.45, MID_BUDGET, attack_steps=40),
      "MMA-0.45 with the paper's 40 AN-PGD iterations instead of 10"),
-    (f"pgd-0.4@{MID_BUDGET}+noramp", f"pgd-0.4@{MID_BUDGET}",
-     "PGD-AT 0.4 without its ε ramp (the paper's has none)"),
-    (f"mma-0.45@{MID_BUDGET}+shift2", f"mma-0.45@{MID_BUDGET}", "MMA-0.45 trained on digits shifted by up to 2 px"),
-    (f"pgd-0.4@{MID_BUDGET}+shift2", f"pgd-0.4@{MID_BUDGET}", "PGD-AT 0.4 trained on digits shifted by up to 2 px"),
+    ("noramp", StudyRun("pgd", 0.4, MID_BUDGET, ramp=False), "PGD-AT 0.4 without its ε ramp (the paper's has none)"),
+    ("shift", StudyRun("mma", 0.45, MID_BUDGET, shift=2), "MMA-0.45 trained on digits shifted by up to 2 px"),
+    ("shift", StudyRun("pgd", 0.4, MID_BUDGET, shift=2), "PGD-AT 0.4 trained on digits shifted by up to 2 px"),
 )
 
 
@@ -443,13 +443,15 @@ def alternatives(data: dict) -> list[dict]:
     from .claims import NotTrained
 
     runs, rows = data["runs"], []
-    for key0, base0, what in ALTERNATIVES:
+    for name, variant, what in ALTERNATIVES:
         for seed in range(10):
-            key, base = (key0, base0) if not seed else (key0.replace("+", f"+s{seed}+", 1), f"{base0}+s{seed}")
+            key = replace(variant, seed=seed).key
+            base = StudyRun(variant.kind, variant.size, variant.steps, seed=seed).key
             if key not in runs:
                 continue
             ev = runs[key]
-            row = {"key": key, "what": what, "seed": seed, "avg_acc": ev["eval"]["avg_acc"],
+            row = {"key": key, "name": name, "kind": variant.kind, "what": what, "seed": seed,
+                   "avg_acc": ev["eval"]["avg_acc"],
                    "clean": ev["eval"]["clean"], "median_margin": ev["eval"]["median_margin"],
                    "robust_0.4": ev["eval"]["robust"]["0.4"], "collapsed": _collapsed(ev)}
             row["trained"] = not row["collapsed"]
@@ -472,13 +474,14 @@ def seed_gaps(data: dict, steps: int = FINAL_BUDGET, a: str = "mma-0.45", b: str
     """The gap ``a`` − ``b`` at ``steps`` for every seed whose pair is done (seed s of a against seed s of b),
     with each model's AvgAcc per seed: how much of the gap a different seed moves. ``None`` if no pair is done.
 
-    Returns {"steps", "seeds", "gaps", a, b (AvgAcc lists), "gap_mean", "gap_spread" (max − min),
+    Returns {"steps", "seeds", "gaps", "lows", "highs" (each gap's paired interval over the digits), a, b (AvgAcc
+    lists), "gap_mean", "gap_spread" (max − min),
     "digit_halfwidth" (the mean half-width of the per-seed paired intervals: the digit-sampling noise alone),
     "low", "high", "verdict" (the seeds' mean gap with its t interval, :func:`mma_edu.verdicts.replicate_verdict`,
     which includes the seed-to-seed spread; None below two seeds), "excluded" (pairs left out because a run
     failed to train, with the reasons)}."""
     runs = data["runs"]
-    seeds, gaps, halves, avg_a, avg_b, excluded = [], [], [], [], [], []
+    seeds, gaps, lows, highs, avg_a, avg_b, excluded = [], [], [], [], [], [], []
     for seed in range(10):
         tail = f"+s{seed}" if seed else ""
         ea, eb = runs.get(f"{a}@{steps}{tail}"), runs.get(f"{b}@{steps}{tail}")
@@ -491,14 +494,15 @@ def seed_gaps(data: dict, steps: int = FINAL_BUDGET, a: str = "mma-0.45", b: str
         gap, lo, hi = paired_gap(ea, eb)
         seeds.append(seed)
         gaps.append(gap)
-        halves.append((hi - lo) / 2)
+        lows.append(lo)
+        highs.append(hi)
         avg_a.append(ea["eval"]["avg_acc"])
         avg_b.append(eb["eval"]["avg_acc"])
     if not seeds:
         return None
-    out = {"steps": steps, "seeds": seeds, "gaps": gaps, a: avg_a, b: avg_b,
+    out = {"steps": steps, "seeds": seeds, "gaps": gaps, "lows": lows, "highs": highs, a: avg_a, b: avg_b,
            "gap_mean": sum(gaps) / len(gaps), "gap_spread": max(gaps) - min(gaps),
-           "digit_halfwidth": sum(halves) / len(halves), "low": None, "high": None, "verdict": None,
+           "digit_halfwidth": sum(hi - lo for lo, hi in zip(lows, highs)) / (2 * len(seeds)), "low": None, "high": None, "verdict": None,
            "excluded": excluded}
     if len(seeds) >= 2:
         v = replicate_verdict(gaps)
@@ -612,29 +616,26 @@ def study_claims(data: dict, *, spread_factor: float = 3.0) -> list[StudyClaim]:
             "interval over digits (so one run per model can mislead)", HOLDS if any(ok) else FAILS,
             "; ".join(f"{g['steps']:,}: spread {100 * g['gap_spread']:.1f} against ±{100 * g['digit_halfwidth']:.1f}"
                       for g in multi)))
-    alts: dict[str, list[dict]] = {}
-    for row in alternatives(data):
-        alts.setdefault(row["key"].split("+")[-1], []).append(row)
-    texts = {"k40": ("k40", "MMA-0.45 with the paper's 40 AN-PGD iterations beats it with 10"),
-             "shift2": (None, "trained on digits shifted by up to 2 px beats it without")}
-    for row in alts.get("k40", []):
-        if row["verdict"] is not None and row["seed"] == 0:
-            out.append(StudyClaim("k40", texts["k40"][1], row["verdict"],
-                                  f"{100 * row['change']:+.1f} [{100 * row['low']:+.1f}, {100 * row['high']:+.1f}] points "
-                                  f"at {MID_BUDGET:,} steps; median margin {row['median_margin']:.3f} against "
-                                  f"{row['base_median_margin']:.3f}"))
-    noramp = alts.get("noramp", [])
+    alts = alternatives(data)
+    judged = {(r["name"], r["kind"]): r for r in alts if r["seed"] == 0 and r["verdict"] is not None}
+
+    def change(r: dict) -> str:
+        return f"{100 * r['change']:+.1f} [{100 * r['low']:+.1f}, {100 * r['high']:+.1f}] points at {MID_BUDGET:,} steps"
+
+    if (r := judged.get(("k40", "mma"))) is not None:
+        out.append(StudyClaim("k40", "MMA-0.45 with the paper's 40 AN-PGD iterations beats it with 10", r["verdict"],
+                              f"{change(r)}; median margin {r['median_margin']:.3f} against "
+                              f"{r['base_median_margin']:.3f}"))
+    noramp = [r for r in alts if r["name"] == "noramp"]
     if noramp:
         out.append(StudyClaim("noramp-trains", "PGD-AT 0.4 trains without its ε ramp",
                               _all_or_none([HOLDS if r["trained"] else FAILS for r in noramp]),
                               "; ".join(f"seed {r['seed']}: clean {100 * r['clean']:.1f}%"
                                         + ("" if r["trained"] else " (collapsed)") for r in noramp)))
-    for row in alts.get("shift2", []):
-        if row["verdict"] is not None and row["seed"] == 0:
-            name = "MMA-0.45" if row["key"].startswith("mma") else "PGD-AT 0.4"
-            out.append(StudyClaim(f"shift-{row['key'].split('-')[0]}", f"{name} {texts['shift2'][1]}", row["verdict"],
-                                  f"{100 * row['change']:+.1f} [{100 * row['low']:+.1f}, {100 * row['high']:+.1f}] points "
-                                  f"at {MID_BUDGET:,} steps"))
+    for kind, name in (("mma", "MMA-0.45"), ("pgd", "PGD-AT 0.4")):
+        if (r := judged.get(("shift", kind))) is not None:
+            out.append(StudyClaim(f"shift-{kind}", f"{name} trained on digits shifted by up to 2 px beats it without",
+                                  r["verdict"], change(r)))
     vs03 = gap_table(data, "mma-0.45", "pgd-0.3")
     if vs03:
         out.append(StudyClaim("vs-pgd-0.3", "MMA-0.45 has a higher AvgAcc than PGD-AT 0.3 at every budget",
@@ -678,7 +679,8 @@ def table(data: dict | None = None) -> str:
             cross = "not closing" if t["crossing_steps"] is None else f"crosses 0 near {t['crossing_steps']:,.0f} steps"
             rows.append(f"  trend (seed 0): {100 * t['per_doubling']:+.1f} ± {100 * t['per_doubling_se']:.1f} points "
                         f"per doubling; {cross}")
-    seeded = [g for g in gaps_over_seeds(data) if len(g["seeds"]) >= 2]
+    over_seeds = gaps_over_seeds(data)
+    seeded = [g for g in over_seeds if len(g["seeds"]) >= 2]
     if seeded:
         rows.append("")
         rows.append("The same gap over seeds (seed s of MMA against seed s of PGD-AT; mean, 95% t interval over seeds):")
@@ -687,7 +689,7 @@ def table(data: dict | None = None) -> str:
                         + f"; mean {100 * g['gap_mean']:+.1f} [{100 * g['low']:+.1f}, {100 * g['high']:+.1f}]"
                         f" (spread {100 * g['gap_spread']:.1f}, each gap's own interval ±{100 * g['digit_halfwidth']:.1f})"
                         f"  MMA better: {g['verdict']}")
-        for g in gaps_over_seeds(data):
+        for g in over_seeds:
             for why in g["excluded"]:
                 rows.append(f"  left out: {why}")
         t = seed_trend(data)

@@ -536,17 +536,12 @@ def budget_curves(results: dict, names: Sequence[str] = ("mma-0.45", "pgd-0.4", 
 def budget_gaps(results: dict, a: str = "mma-0.45", b: str = "pgd-0.4") -> BudgetGaps:
     """The gap tables and trend of :mod:`mma_edu.budget_study` (:func:`~mma_edu.budget_study.gap_table`,
     :func:`~mma_edu.budget_study.gaps_over_seeds`, :func:`~mma_edu.budget_study.seed_trend`), in points."""
-    from ..budget_study import gap_table, gap_trend, gaps_over_seeds, paired_gap, seed_trend
+    from ..budget_study import gap_table, gap_trend, gaps_over_seeds, seed_trend
 
     rows = gap_table(results, a, b)
-    runs = results["runs"]
     seeded = gaps_over_seeds(results, a, b)
-    seed_points = []
-    for g in seeded:
-        for seed in g["seeds"]:
-            if seed:
-                gap, lo, hi = paired_gap(runs[f"{a}@{g['steps']}+s{seed}"], runs[f"{b}@{g['steps']}+s{seed}"])
-                seed_points.append((g["steps"], seed, 100 * gap, 100 * lo, 100 * hi))
+    seed_points = [(g["steps"], seed, 100 * gap, 100 * lo, 100 * hi) for g in seeded
+                   for seed, gap, lo, hi in zip(g["seeds"], g["gaps"], g["lows"], g["highs"]) if seed]
     means = [g for g in seeded if g["verdict"] is not None]
     trend = seed_trend(results, a, b) if means else None
     if trend is not None:
