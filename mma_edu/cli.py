@@ -596,15 +596,19 @@ def main(argv: list[str] | None = None) -> int:
 
     command, where, dist, distributed = "", "", None, None
     try:
-        from .interrupts import install_startup_handler
+        from .interrupts import install_startup_handler, raise_if_interrupted_at_startup
 
-        install_startup_handler()  # a Ctrl-C that a library swallows while torch imports still stops training
+        # A Ctrl-C while torch imports is held until the imports are done, and one that a library swallows
+        # still stops the training that follows.
+        install_startup_handler()
         parser = build_parser()
         args = parser.parse_args(argv)
         command = args.command
         from . import distributed
         from .checkpoint import CheckpointError
         from .data import DatasetNotFoundError
+
+        raise_if_interrupted_at_startup()
 
         dist = distributed.single()
         try:
@@ -645,6 +649,9 @@ def main(argv: list[str] | None = None) -> int:
         if distributed is not None and dist is not None:
             with contextlib.suppress(KeyboardInterrupt):
                 distributed.shutdown(dist)
+        from .interrupts import remove_startup_handler
+
+        remove_startup_handler()  # a caller in the same process (a notebook, a test) gets Python's handler back
 
 
 if __name__ == "__main__":

@@ -69,13 +69,27 @@ def _deliver(signum: int, handler) -> None:
 
 # SIGINTs that reached :func:`_startup_handler`. A library may catch the KeyboardInterrupt it raised (a bare
 # ``except:`` while it probes optional imports) and carry on, and the process would then train as if no Ctrl-C
-# had come: the next :class:`GracefulStop` reads this and stops before the first step.
+# had come: :func:`raise_if_interrupted_at_startup` (at the start of ``fit``) raises it again, and the next
+# :class:`GracefulStop` stops before the first step if one came later still.
 _STARTUP_SIGINTS: list[int] = []
+
+
+def _importing(frame) -> bool:
+    """Whether ``frame`` runs inside an import (importlib's frames are on its stack)."""
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _startup_handler(signum, frame) -> None:
     _STARTUP_SIGINTS.append(signum)
-    raise KeyboardInterrupt
+    # Inside an import, a KeyboardInterrupt can land in C++ code that torch runs during its import (the process
+    # then aborts: "terminate called after throwing ... KeyboardInterrupt") or half-load numpy ("cannot load
+    # module more than once"): remember it only, and raise_if_interrupted_at_startup raises it after the imports.
+    if not _importing(frame):
+        raise KeyboardInterrupt
 
 
 def install_startup_handler() -> None:
@@ -84,6 +98,22 @@ def install_startup_handler() -> None:
     Only replaces Python's own default handler, and only in the main thread."""
     if _main_thread() and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         signal.signal(signal.SIGINT, _startup_handler)
+
+
+def remove_startup_handler() -> None:
+    """Undo :func:`install_startup_handler` (Python's default handler again) and forget any held Ctrl-C."""
+    if _main_thread() and signal.getsignal(signal.SIGINT) is _startup_handler:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    _STARTUP_SIGINTS.clear()
+
+
+def raise_if_interrupted_at_startup() -> None:
+    """Raise KeyboardInterrupt if a start-up Ctrl-C was held (it came during an import) or swallowed on the way
+    (and forget it): for the end of a command's imports and the start of long work, before it writes or prints
+    anything, so that the command ends as for any Ctrl-C at start-up."""
+    if _STARTUP_SIGINTS:
+        _STARTUP_SIGINTS.clear()
+        raise KeyboardInterrupt
 
 
 @contextmanager

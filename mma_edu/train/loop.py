@@ -32,7 +32,7 @@ from ..data import ArrayDataset
 from ..device import resolve_device  # noqa: F401 - re-exported by mma_edu.train
 from ..distributed import Dist, as_dist, has_sync_batchnorm
 from ..files import write_json
-from ..interrupts import GracefulStop, TrainingInterrupted
+from ..interrupts import GracefulStop, TrainingInterrupted, raise_if_interrupted_at_startup
 from ..losses import is_correct
 from ..speed import as_layout, use_channels_last
 from .methods import MMA, PGDAT, Method
@@ -436,6 +436,7 @@ def fit(
         NonFiniteLoss: a step's loss was not finite and ``nan_policy="stop"``.
         mma_edu.checkpoint.CheckpointError: ``resume`` from a ``last.pt`` with NaN or inf weights.
     """
+    raise_if_interrupted_at_startup()  # a Ctrl-C during the imports that a library's bare except swallowed
     check_dataset(train_data, "train_data")
     if not isinstance(method, Method):
         raise ValueError("method must be Standard(), PGDAT(...) or MMA(...) from mma_edu.train")
