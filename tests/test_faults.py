@@ -469,3 +469,32 @@ def test_a_ctrl_c_that_a_library_swallowed_during_start_up_still_stops_training_
     finally:
         signal.signal(signal.SIGINT, previous)
         interrupts._STARTUP_SIGINTS.clear()
+
+
+def test_a_ctrl_c_during_an_import_is_held_until_the_imports_are_done(tmp_path, monkeypatch):
+    """Raised inside an import, a KeyboardInterrupt can abort the process (torch runs Python from C++ while it
+    imports) or leave a module half-loaded: the start-up handler holds it, and it is raised after the imports."""
+    from mma_edu import interrupts
+
+    (tmp_path / "slow_extension.py").write_text(
+        "import signal\nsignal.raise_signal(signal.SIGINT)\nLOADED = True\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    previous = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        interrupts.install_startup_handler()
+        import slow_extension  # noqa: F401 - the module's whole body ran: the signal did not cut it short
+
+        assert slow_extension.LOADED and interrupts._STARTUP_SIGINTS == [signal.SIGINT]
+        with pytest.raises(KeyboardInterrupt):
+            interrupts.raise_if_interrupted_at_startup()
+        interrupts.raise_if_interrupted_at_startup()  # once only
+        # outside an import it raises at once, as Python's own handler does
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)
+        interrupts.remove_startup_handler()
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler and not interrupts._STARTUP_SIGINTS
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        interrupts._STARTUP_SIGINTS.clear()
+        sys.modules.pop("slow_extension", None)
