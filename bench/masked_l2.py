@@ -29,6 +29,8 @@ SETTINGS = {
     'method="best", targets="all"': {"method": "best", "targets": "all"},
     'method="best", restarts=3': {"method": "best", "restarts": 3},
     'method="fmn"': {"method": "fmn"},
+    'method="fab"': {"method": "fab"},
+    'method="best+fab"': {"method": "best+fab"},
 }
 
 

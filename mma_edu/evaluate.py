@@ -283,6 +283,7 @@ def margin_distribution(
     fmn_steps: int = 100,
     dist: Dist | None = None,
     targets: int | str = 0,
+    fab_steps: int = 100,
 ) -> MarginResult:
     """Per-example margin estimates (:func:`mma_edu.margins.estimate_margins`) over a dataset.
 
@@ -329,14 +330,15 @@ def margin_distribution(
                 if not dist.owns(b):
                     # Another rank's batch: the same search without PGD or bisection steps draws the
                     # same random starts (their number depends only on which examples are correct).
-                    # FMN draws its restarts' random starts once per restart, whatever its step count: one step replays them.
+                    # FMN and FAB draw their restarts' random starts once per restart, whatever their step counts: one step
+                    # replays them.
                     estimate_margins(model, x, y, norm=norm, max_eps=max_eps, steps=0, search_steps=0,
                                      restarts=restarts, refine=refine, clip=clip, method=method, fmn_steps=1,
-                                     targets=targets)
+                                     targets=targets, fab_steps=1)
                     continue
                 r = estimate_margins(model, x, y, norm=norm, max_eps=max_eps, steps=steps, search_steps=search_steps,
                                      restarts=restarts, refine=refine, clip=clip, method=method, fmn_steps=fmn_steps,
-                                     targets=targets)
+                                     targets=targets, fab_steps=fab_steps)
                 margin[i : i + len(x)], found[i : i + len(x)], x_adv[i : i + len(x)] = (
                     r.margin.cpu(), r.found.cpu(), r.x_adv.cpu())
                 found_by[i : i + len(x)] = r.found_by.cpu().to(torch.int32)

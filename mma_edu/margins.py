@@ -30,13 +30,17 @@ from .attacks._common import (
     check_positive, eval_mode, to_box,
 )
 from .attacks.anpgd import anpgd
+from .attacks.fab import fab
 from .attacks.fmn import fmn
 from .losses import decides_otherwise, is_correct, logit_margin, rivals
 
 # Margin estimators of :func:`estimate_margins`.
-METHODS = ("anpgd", "fmn", "best")
+METHODS = ("anpgd", "fmn", "fab", "best", "best+fab")
+# Which searches each method runs; the margin is the shortest verified point among them.
+_SEARCHES = {"anpgd": ("anpgd",), "fmn": ("fmn",), "fab": ("fab",), "best": ("anpgd", "fmn"),
+             "best+fab": ("anpgd", "fmn", "fab")}
 # What found each margin: codes of MarginResult.found_by.
-FOUND_BY = ("none", "clean", "anpgd", "fmn")
+FOUND_BY = ("none", "clean", "anpgd", "fmn", "fab")
 _CODE = {name: i for i, name in enumerate(FOUND_BY)}
 
 
@@ -129,6 +133,7 @@ def estimate_margins(
     method: str = "anpgd",
     fmn_steps: int = 100,
     targets: int | str = 0,
+    fab_steps: int = 100,
 ) -> MarginResult:
     """Estimate each example's margin: the shortest successful perturbation found.
 
@@ -229,10 +234,13 @@ def estimate_margins(
     check_count(restarts, "restarts", 1)
     check_count(refine, "refine", 0)
     check_count(fmn_steps, "fmn_steps", 1)
+    check_count(fab_steps, "fab_steps", 1)
     if targets != "all":
         check_count(targets, "targets", 0)
-    if method == "fmn" and targets:
-        raise ValueError("targets adds targeted AN-PGD searches: use it with method='anpgd' or 'best', not 'fmn'")
+    searches = _SEARCHES[method]
+    if targets and "anpgd" not in searches:
+        raise ValueError(f"targets adds targeted AN-PGD searches: use it with method='anpgd', 'best' or 'best+fab', "
+                         f"not {method!r}")
     if not (isinstance(max_eps, (int, float)) and math.isfinite(max_eps) and max_eps > 0):
         raise ValueError(f"max_eps must be a positive number, got {max_eps!r}")
     if batch_size is not None:
@@ -242,7 +250,7 @@ def estimate_margins(
                 estimate_margins(
                     model, x[i : i + batch_size], y[i : i + batch_size], norm=norm, max_eps=max_eps, steps=steps,
                     search_steps=search_steps, restarts=restarts, refine=refine, step_scale=step_scale, clip=clip,
-                    method=method, fmn_steps=fmn_steps, targets=targets,
+                    method=method, fmn_steps=fmn_steps, targets=targets, fab_steps=fab_steps,
                 )
                 for i in range(0, x.shape[0], batch_size)
             ])
@@ -266,13 +274,17 @@ def estimate_margins(
         if idx.numel() == 0:  # every example misclassified: all margins are 0, nothing to search
             return result
         xc, yc = x[idx], y[idx]
-        if method in ("anpgd", "best"):
+        if "anpgd" in searches:
             _anpgd_search(model, xc, yc, idx, result, norm=norm, steps=steps, search_steps=search_steps,
                           restarts=restarts, refine=refine, step_scale=step_scale, clip=clip, targets=targets)
-    if method in ("fmn", "best"):
+    if "fmn" in searches:
         res = fmn(model, xc, yc, norm=norm, steps=fmn_steps, restarts=restarts, max_eps=float(max_eps), clip=clip)
         with eval_mode(model), torch.no_grad():
             _keep_if_shorter(model, xc, yc, idx, result, res.x_adv, res.found, "fmn", norm, clip)
+    if "fab" in searches:
+        res = fab(model, xc, yc, norm=norm, steps=fab_steps, restarts=restarts, max_eps=float(max_eps), clip=clip)
+        with eval_mode(model), torch.no_grad():
+            _keep_if_shorter(model, xc, yc, idx, result, res.x_adv, res.found, "fab", norm, clip)
     return result
 
 

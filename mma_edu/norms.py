@@ -100,6 +100,48 @@ def random_in_ball(like: Tensor, eps: Tensor, norm: str) -> Tensor:
     return direction * per_example(radius, like) * e
 
 
+def shortest_step_to_hyperplane(w: Tensor, c: Tensor, low: Tensor | None, high: Tensor | None, norm: str) -> Tensor:
+    """The shortest δ with w·δ = c_i and low <= δ <= high, per example (a step onto a linearized boundary).
+
+    w, low, high: (N, ...); c: (N,), of either sign. ``low`` <= 0 <= ``high`` are the box's room around the
+    point (lo − x, hi − x), or None for no box. Returns δ (N, ...); where the hyperplane lies beyond the box,
+    the box's corner nearest to it (the farthest the box allows along ±w).
+
+    Why exact: for c > 0 the minimizer has the form δ_i(t) = clip(t·v_i, low_i, high_i) with v = w (ℓ2) or
+    sign(w) (ℓ∞) (the KKT conditions of min ‖δ‖ under one linear constraint and the box), and w·δ(t) is
+    piecewise linear and non-decreasing in t with one kink where each coordinate reaches its bound: sorting
+    the kinks gives t in one pass. For c < 0 the same with −w and −c.
+    """
+    flip = torch.where(c < 0, -1.0, 1.0).to(w.dtype)
+    w = w * per_example(flip, w)
+    c = c * flip
+    n = w.shape[0]
+    wf = _flat(w)
+    v = wf if check_norm(norm) == "l2" else wf.sign()
+    inf = torch.full_like(wf, torch.inf)
+    lo = -inf if low is None else _flat(low)
+    hi = inf if high is None else _flat(high)
+    bound = torch.where(v > 0, hi, torch.where(v < 0, lo, torch.zeros_like(wf)))  # where each δ_i stops
+    kink = torch.where(v != 0, bound / torch.where(v != 0, v, 1.0), torch.zeros_like(wf))  # t at which it stops
+    rate = v * wf  # d(w·δ)/dt while δ_i moves (>= 0)
+    kink, order = torch.sort(kink, dim=1)
+    rate, bound_w = rate.gather(1, order), (bound * wf).gather(1, order)
+    # Before kink k every coordinate from k on still moves: w·δ(t) = t·(rate after k) + (w·bound before k).
+    moving = rate.flip(1).cumsum(1).flip(1)
+    stopped = torch.cat([bound_w.new_zeros(n, 1), bound_w.nan_to_num(0.0).cumsum(1)[:, :-1]], dim=1)
+    reach = torch.where(torch.isfinite(kink), kink * moving + stopped, torch.inf)  # w·δ at each kink
+    cc = c.reshape(n, 1).to(wf.dtype)
+    # The first kink at which w·δ reaches c; t lies between the previous kink and it.
+    k = (reach < cc).sum(1, keepdim=True).clamp(max=wf.shape[1] - 1)
+    t = ((cc - stopped.gather(1, k)) / moving.gather(1, k).clamp_min(torch.finfo(wf.dtype).tiny)).squeeze(1)
+    beyond = (reach[:, -1:] < cc).squeeze(1) & torch.isfinite(reach[:, -1])
+    t = torch.where(beyond, torch.inf, t).clamp_min(0.0)
+    t = torch.where(c.to(wf.dtype) > 0, t, 0.0)  # c = 0: already on it
+    step = torch.minimum(torch.maximum(t[:, None] * v, lo), hi)
+    step = torch.where(v == 0, 0.0, step)  # 0·inf
+    return step.reshape(w.shape)
+
+
 def unit_ball_outline(norm: str, n: int = 256) -> Tensor:
     """Points on the boundary of the 2-D unit ball, (n, 2): a circle (ℓ2) or a square (ℓ∞).
 

@@ -32,6 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from . import norms
+from .attacks._common import past_rounding
 from .data import ArrayDataset
 from .device import resolve_device
 
@@ -256,7 +257,7 @@ def advlib_distances(
                     adv = atk.fab(model, x, y, norm=float("inf") if norm == "linf" else 2.0, n_iter=steps)
                 else:
                     adv = atk.carlini_wagner_l2(model, x, y, binary_search_steps=9, max_iterations=steps)
-                adv, real = _past_rounding(model, x, y, adv.detach())
+                adv, real = past_rounding(model, x, y, adv.detach(), (0.0, 1.0))
                 d = norms.norm_of(adv - x, norm)
                 d = torch.where(ok, d, torch.zeros_like(d))
                 d = torch.where(real | ~ok, d, torch.full_like(d, float("nan")))
@@ -266,28 +267,3 @@ def advlib_distances(
     finally:
         model.train(was)
     return torch.cat(dist), torch.cat(found), torch.cat(correct)
-
-
-def _past_rounding(model: nn.Module, x: Tensor, y: Tensor, adv: Tensor) -> tuple[Tensor, Tensor]:
-    """A peer's points (N, ...) made to change the decision beyond rounding: (points, verified (N,) bool).
-
-    Each point that fails :func:`mma_edu.losses.decides_otherwise` (or leaves
-    the box) is lengthened along its own perturbation by 1e-4, 1e-3, then
-    1e-2 of it (clipped into [0, 1]); the first that passes is kept.
-    """
-    from .losses import decides_otherwise
-
-    def verified(p: Tensor) -> Tensor:
-        with torch.no_grad():
-            inside = (p.flatten(1).amin(1) >= 0) & (p.flatten(1).amax(1) <= 1)
-            return decides_otherwise(model(p), y) & inside
-
-    ok = verified(adv)
-    for stretch in (1e-4, 1e-3, 1e-2):
-        if ok.all():
-            break
-        longer = (x + (1 + stretch) * (adv - x)).clamp(0, 1)
-        now = ~ok & verified(longer)
-        adv = torch.where(norms.per_example(now, adv), longer, adv)
-        ok = ok | now
-    return adv, ok

@@ -10,6 +10,9 @@ from typing import Iterator, Sequence
 import torch
 from torch import Tensor, nn
 
+from .. import norms
+from ..losses import decides_otherwise
+
 Clip = tuple[float, float] | None
 
 
@@ -164,3 +167,44 @@ def restart_losses(loss: str | Sequence[str], restarts: int) -> list[str]:
     if not names or restarts not in (1, len(names)):
         raise ValueError(f"loss as a list needs one name per restart, got {len(names)} names and restarts={restarts}")
     return names
+
+
+def shorten(model: nn.Module, x: Tensor, y: Tensor, delta: Tensor, search_steps: int, clip: Clip) -> Tensor:
+    """Bisection of t ∈ [0, 1] on x + t·δ, where x + δ is adversarial: the shortest adversarial point seen (N, ...).
+
+    The box is convex and holds x and x + δ, so every x + t·δ lies in it.
+    """
+    lo = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
+    hi = torch.ones_like(lo)
+    with torch.no_grad():
+        for _ in range(search_steps):
+            mid = (lo + hi) / 2
+            adv = decides_otherwise(model(to_box(x + norms.per_example(mid, x) * delta, clip)), y)
+            hi = torch.where(adv, mid, hi)
+            lo = torch.where(adv, lo, mid)
+    return to_box(x + norms.per_example(hi, x) * delta, clip)
+
+
+def past_rounding(model: nn.Module, x: Tensor, y: Tensor, adv: Tensor, clip: Clip) -> tuple[Tensor, Tensor]:
+    """Points ``adv`` (N, ...) made to change the decision beyond rounding: (points, verified (N,) bool).
+
+    Attacks that stop a hair past the boundary (FAB, CW) often stop within the rounding slack of
+    :func:`mma_edu.losses.decides_otherwise`. Each point that fails it (or leaves the box) is lengthened along
+    its own perturbation by 1e-4, 1e-3, then 1e-2 of it (clipped into the box); the first that passes is kept.
+    """
+
+    def verified(p: Tensor) -> Tensor:
+        with torch.no_grad():
+            inside = torch.ones(p.shape[0], dtype=torch.bool, device=p.device) if clip is None else (
+                (p.flatten(1).amin(1) >= clip[0]) & (p.flatten(1).amax(1) <= clip[1]))
+            return decides_otherwise(model(p), y) & inside
+
+    ok = verified(adv)
+    for stretch in (1e-4, 1e-3, 1e-2):
+        if ok.all():
+            break
+        longer = to_box(x + (1 + stretch) * (adv - x), clip)
+        now = ~ok & verified(longer)
+        adv = torch.where(norms.per_example(now, adv), longer, adv)
+        ok = ok | now
+    return adv, ok

@@ -47,7 +47,9 @@ from torch import Tensor, nn
 
 from .. import norms
 from ..losses import beyond_rounding, decides_otherwise, logit_margin
-from ._common import Clip, check_batch, check_count, check_in_range, check_labels, check_positive, eval_mode, to_box
+from ._common import (
+    Clip, check_batch, check_count, check_in_range, check_labels, check_positive, eval_mode, shorten, to_box,
+)
 
 
 @dataclass
@@ -148,7 +150,7 @@ def fmn(
             found = torch.isfinite(length[idx])
             if found.any() and search_steps:
                 sub = torch.nonzero(found).squeeze(1)
-                short = _shorten(model, xc[sub], yc[sub], best[idx[sub]] - xc[sub], search_steps, clip)
+                short = shorten(model, xc[sub], yc[sub], best[idx[sub]] - xc[sub], search_steps, clip)
                 best[idx[sub]] = short
                 length[idx[sub]] = norms.norm_of(short - xc[sub], norm)
             # Every point reported is checked once more in a forward pass of its own.
@@ -212,19 +214,3 @@ def _fmn_run(model: nn.Module, x: Tensor, y: Tensor, start: Tensor, *, norm: str
         # Clamping into the box only shrinks each |δ_i|: δ stays in the ball.
         delta = to_box(x + delta, clip) - x
     return best, best_len
-
-
-def _shorten(model: nn.Module, x: Tensor, y: Tensor, delta: Tensor, search_steps: int, clip: Clip) -> Tensor:
-    """Bisection of t ∈ [0, 1] on x + t·δ, where x + δ is adversarial: the shortest adversarial point seen (N, ...).
-
-    The box is convex and holds x and x + δ, so every x + t·δ lies in it.
-    """
-    lo = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
-    hi = torch.ones_like(lo)
-    with torch.no_grad():
-        for _ in range(search_steps):
-            mid = (lo + hi) / 2
-            adv = decides_otherwise(model(to_box(x + norms.per_example(mid, x) * delta, clip)), y)
-            hi = torch.where(adv, mid, hi)
-            lo = torch.where(adv, lo, mid)
-    return to_box(x + norms.per_example(hi, x) * delta, clip)
