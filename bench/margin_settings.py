@@ -38,6 +38,8 @@ SETTINGS = {
     "targets=3": {"targets": 3},
     'targets="all"': {"targets": "all"},
     'refine=1, targets="all"': {"refine": 1, "targets": "all"},
+    'method="fab"': {"method": "fab"},
+    'method="best+fab"': {"method": "best+fab"},
 }
 
 

@@ -1,8 +1,8 @@
 """Input-space margins: estimates by AN-PGD and FMN search, and exact values for ground truth.
 
 - :func:`estimate_margins` — any model: the length of the shortest successful
-  perturbation found by AN-PGD, by FMN (a minimum-norm attack), or the
-  shorter of the two per example (an upper bound of the true margin, since
+  perturbation found by AN-PGD, by FMN or FAB (minimum-norm attacks), or the
+  shortest of several per example (an upper bound of the true margin, since
   every perturbation is checked to really change the prediction).
 - :func:`widen_until_broken` — reruns the search with a larger radius for the
   examples it left unbroken.
@@ -176,6 +176,19 @@ def estimate_margins(
     ``method="best"``: both, keeping per example the shorter verified
     perturbation; ``found_by`` says which estimator found each margin.
 
+    ``method="fab"``: FAB, the fast adaptive boundary attack
+    (:func:`mma_edu.attacks.fab`, ``restarts`` runs of ``fab_steps`` steps):
+    each step projects onto the nearest *linearized* boundary, so its length
+    comes from the logit gap and the whole gradient rather than a step size
+    set in advance. ``method="best+fab"``: AN-PGD, FMN and FAB, the shortest
+    verified point per example — the setting for ℓ2 margins of models that
+    may mask their gradients (ℓ∞-adversarially trained ones). Neither minimum-norm
+    attack holds on every masked model: on an ℓ∞-PGD-trained LeNet5 FAB finds
+    what FMN misses (see the README's margin section for the numbers), and on
+    the decoy-threshold model of ``tests/test_fmn.py`` FAB's linearization is
+    fooled (2.3x the exact margin) while FMN finds it. Cost: FAB's step is one
+    forward, C − 1 backward passes and one more forward.
+
     Every candidate is checked with a forward pass of its own (inside the
     box, and misclassified by more than rounding could undo:
     :func:`mma_edu.losses.decides_otherwise`, so a point at L_LM = 0 or
@@ -216,11 +229,12 @@ def estimate_margins(
         restarts: independent searches (>= 1); refine: extra AN-PGD rounds each (>= 0).
         clip: valid box, or None for unbounded inputs (2-D toys).
         batch_size: split x into chunks of this size (None: one batch).
-        method: "anpgd", "fmn" or "best" (see above).
-        fmn_steps: FMN steps per restart (methods "fmn" and "best").
+        method: "anpgd", "fmn", "fab", "best" or "best+fab" (see above).
+        fmn_steps: FMN steps per restart (methods "fmn", "best", "best+fab").
+        fab_steps: FAB steps per restart (methods "fab" and "best+fab").
         targets: 0 (default), an int k, or "all": k targeted AN-PGD searches
             toward the k most likely rival classes (see above; methods
-            "anpgd" and "best").
+            "anpgd", "best" and "best+fab").
 
     Returns:
         :class:`MarginResult` — ``margin`` (N,) is an upper bound of the true

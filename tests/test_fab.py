@@ -193,3 +193,65 @@ def test_fab_matches_the_peers_fab_on_a_zoo_model(norm):
     ratio = ours.length[both] / peer[both]
     assert ratio.max() <= 1.002, ratio.max()
     assert (ours.found | ~(found & correct)).all()  # ours breaks every digit the peer breaks
+
+
+def _masked_l2_check(model, n: int) -> dict:
+    """"best" and "best+fab" on the first n evaluation digits, and their per-digit ratio."""
+    data = zoo.eval_data(n)
+    out = {"data": data}
+    for method in ("best", "best+fab"):
+        torch.manual_seed(0)
+        out[method] = estimate_margins(model, data.x, data.y, norm="l2", max_eps=10.0, method=method, refine=1)
+        _assert_verified(model, data.x, data.y, out[method], "l2", (0.0, 1.0))
+    return out
+
+
+def test_on_the_zoos_masked_pgd_model_best_plus_fab_shortens_the_digits_best_overestimates():
+    """The zoo's ℓ∞ PGD-AT model at ε 0.4 masks ℓ2 gradients on some digits: there FAB finds perturbations much
+    shorter than AN-PGD's and FMN's (measured on 100 digits: best+fab/best median 1.000, 15% of digits below 0.95,
+    the least 0.45)."""
+    model = zoo.load("pgd-0.4").eval()
+    out = _masked_l2_check(model, 60)
+    best, both = out["best"], out["best+fab"]
+    keep = best.found & (best.margin > 0)
+    ratio = both.margin[keep] / best.margin[keep]
+    assert (ratio <= 1 + 1e-6).all()  # one more search never lengthens
+    assert (ratio < 0.95).float().mean() >= 0.08, ratio  # the masking this test is about (measured 15%)
+    assert both.found_by_counts().get("fab", 0) >= 5
+
+
+@pytest.fixture(scope="module")
+def masked_small_cnn():
+    """A SmallCNN PGD-trained (ℓ∞, ε 0.3, 600 steps, seeded) on 2,000 offline digits: a model that masks ℓ2
+    gradients on some digits, trained in the test (about 20 s on one thread)."""
+    from mma_edu.data import mnist_offline
+    from mma_edu.models import build_model
+    from mma_edu.train import PGDAT, fit
+
+    torch.manual_seed(0)
+    model = build_model("small_cnn")
+    fit(model, mnist_offline().train.subset(2000, seed=0), PGDAT(0.3, "linf", steps=10, warmup_steps=150),
+        steps=600, batch_size=50, lr=1e-3, device="cpu", progress=False)
+    return model.eval()
+
+
+def test_on_a_masked_model_trained_here_best_plus_fab_is_within_5_percent_of_the_peers_fab(masked_small_cnn):
+    """The issue-24 requirement: on a gradient-masked ℓ∞-trained model, the ℓ2 estimate within 5% of FAB's
+    (adv-lib's, from the extra). Measured on 60 digits: "best" 0.89x the peer's median but above it by more than
+    5% on 17% of digits (p90 1.10); "best+fab" within 5% on every digit (p90 1.000)."""
+    pytest.importorskip("adv_lib", reason="adv-lib is not installed (see mma_edu.peer for installing it)")
+    from mma_edu.peer import advlib_distances
+
+    out = _masked_l2_check(masked_small_cnn, 60)
+    peer, found, correct = advlib_distances(masked_small_cnn, out["data"], attack="fab", steps=100)
+    ok = found & correct
+    assert correct.float().mean() >= 0.9  # it trained
+    over = {}
+    for method in ("best", "best+fab"):
+        res = out[method]
+        keep = ok & res.found
+        ratio = res.margin[keep] / peer[keep]
+        over[method] = (ratio > 1.05).float().mean().item()
+        assert res.margin[keep].median() <= 1.05 * peer[keep].median()
+    assert over["best"] >= 0.05, over  # the masking: without FAB some digits are overestimated
+    assert over["best+fab"] <= 0.02, over
