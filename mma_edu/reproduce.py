@@ -50,6 +50,7 @@ DATA_KINDS = ("offline", "full")
 # Upper end of the minimum-ℓ2-distance search, per dataset (well above the paper's CW-L2 medians).
 MARGIN_MAX_EPS = {"mnist": 8.0, "cifar10": 4.0}
 MARGIN_N = 1000  # the paper's CW-L2 table uses the first 1,000 test images
+MARGIN_METHODS = ("best", "best+fab")  # the ℓ2 distance searches reproduce offers
 # Peers of reproduce: foolbox's FMN and Carlini-Wagner l2 (the attacks extra), adv-lib's FAB (installed by hand).
 REPRODUCE_PEERS = PEER_ATTACKS + ("fab",)
 
@@ -408,6 +409,7 @@ def reproduce(
     margin_n: int = MARGIN_N,
     margin_steps: int = 40,
     margin_max_eps: float | None = None,
+    margin_method: str = "best",
     peer: str | None = None,
     peer_steps: int | None = None,
     cache_dir: str | os.PathLike | None = None,
@@ -435,6 +437,9 @@ def reproduce(
             distance search runs on the first ``min(margin_n, n)`` images with
             this many PGD steps per round, up to this radius
             (default :data:`MARGIN_MAX_EPS`).
+        margin_method: ℓ2 models: "best" (AN-PGD and FMN, the shorter verified point per image) or
+            "best+fab" (FAB too: the setting for models that may mask their gradients, about 4x the time;
+            see :func:`mma_edu.margins.estimate_margins`).
         peer, peer_steps: ℓ2 models: also run foolbox's "fmn" or "cw"
             (Carlini–Wagner ℓ2, the paper's measure) minimum-norm attack on
             the same images (optional extra, see :mod:`mma_edu.peer`), or
@@ -462,6 +467,8 @@ def reproduce(
         raise ValueError(f"n must be an integer >= 1 (or None for the whole test set), got {n!r}")
     if margin_max_eps is not None and not (math.isfinite(margin_max_eps) and margin_max_eps > 0):
         raise ValueError(f"margin_max_eps must be a positive number, got {margin_max_eps!r}")
+    if margin_method not in MARGIN_METHODS:
+        raise ValueError(f"margin_method must be one of {MARGIN_METHODS}, got {margin_method!r}")
     if peer is not None:
         if peer not in REPRODUCE_PEERS:
             raise ValueError(f"peer must be one of {REPRODUCE_PEERS} (or None), got {peer!r}")
@@ -522,12 +529,14 @@ def reproduce(
         sub = first(test, margin_n)
         top = margin_max_eps if margin_max_eps is not None else MARGIN_MAX_EPS[dataset]
         res = margin_distribution(ck.model, sub, norm="l2", max_eps=top, steps=margin_steps, batch_size=batch_size,
-                                  device=device, seed=seed, progress=progress, dist=dist)
+                                  device=device, seed=seed, progress=progress, dist=dist, method=margin_method)
         # A correctly classified example always gets a length > 0 (found, or max_eps).
-        # margin_distribution keeps, per image, the shorter of AN-PGD's and FMN's verified perturbations in l2.
+        # margin_distribution keeps, per image, the shortest of the searches' verified perturbations in l2.
         by = res.found_by_counts()
-        distances = L2Distances("AN-PGD or FMN (best)", f"search up to {top:g}, {margin_steps} PGD steps per round; "
-                                f"found by AN-PGD {by.get('anpgd', 0)}, FMN {by.get('fmn', 0)}", res.margin,
+        fab_part = f", FAB {by.get('fab', 0)}" if margin_method == "best+fab" else ""
+        label = "AN-PGD, FMN or FAB (best+fab)" if margin_method == "best+fab" else "AN-PGD or FMN (best)"
+        distances = L2Distances(label, f"search up to {top:g}, {margin_steps} PGD steps per round; "
+                                f"found by AN-PGD {by.get('anpgd', 0)}, FMN {by.get('fmn', 0)}{fab_part}", res.margin,
                                 res.found, res.margin > 0)
         if peer == "fab":
             say(f"peer       adv-lib FAB on the first {len(sub):,} images")

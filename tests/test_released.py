@@ -327,6 +327,22 @@ def test_reproduce_l2_reports_minimum_distances(serving, state_dict, tmp_path):
     assert "l2_distances" in rep.as_dict()
 
 
+def test_reproduce_l2_with_fab_is_the_margin_distribution_of_best_plus_fab(serving, state_dict, tmp_path):
+    rep = reproduce(L2, data="offline", n=4, steps=2, restarts=1, margin_n=3, margin_steps=2, device="cpu",
+                    cache_dir=tmp_path, base_url=serving.url, progress=False, margin_method="best+fab")
+    model = build_model("lenet5_madry")
+    model.load_state_dict(state_dict)
+    sub = mnist_offline().test.subset(3)
+    direct = margin_distribution(model, sub, norm="l2", max_eps=8.0, steps=2, device="cpu", progress=False,
+                                 method="best+fab")
+    best = margin_distribution(model, sub, norm="l2", max_eps=8.0, steps=2, device="cpu", progress=False)
+    assert torch.equal(rep.distances.margin, direct.margin)
+    assert (direct.margin <= best.margin + 1e-6).all()
+    assert rep.distances.method == "AN-PGD, FMN or FAB (best+fab)" and "FAB" in rep.distances.settings
+    with pytest.raises(ValueError, match="margin_method"):
+        reproduce(L2, data="offline", n=4, margin_method="fab", cache_dir=tmp_path, base_url=serving.url)
+
+
 def test_reproduce_a_local_file(registry, files, state_dict, tmp_path, capsys):
     released_copy = tmp_path / "somewhere" / "model_best.pt"
     released_copy.parent.mkdir()
