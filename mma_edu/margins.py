@@ -13,7 +13,8 @@ A margin is only as good as the attack that measured it. AN-PGD alone
 overestimates ℓ2 margins of ℓ∞-adversarially trained digit models (the zoo's
 ``pgd-0.3``, 200 test digits: median 2.22 by AN-PGD, 2.14 by FMN, 2.02 by the
 shorter of the two per example); the reason is in :func:`estimate_margins`.
-For ℓ2 use ``method="best"``.
+For ℓ2 use ``method="best"``, and ``method="best+fab"`` on models that may mask
+their gradients (ℓ∞-adversarially trained ones).
 """
 
 from __future__ import annotations
