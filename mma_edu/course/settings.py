@@ -128,7 +128,7 @@ EXPECTED: dict[str, dict[str, str]] = {
     "05": {"smoke": "under 1 min", "laptop": "about 3 min (162 s measured, 169 s on a busy machine)", "paper": "hours on a GPU (four runs of 100,000 steps)"},
     "06": {"smoke": "under 1 min", "laptop": "about 3 min (stand-in: 146 s, 162 s on a busy machine), more on real CIFAR10",
            "paper": "days on a GPU (50,000 steps of a WideResNet-28-4)"},
-    "07": {"smoke": "under 1 min", "laptop": "about 4.5 min (256 s measured, 271 s on a busy machine)", "paper": "an hour or more on a CPU, minutes on a GPU"},
+    "07": {"smoke": "under 1 min", "laptop": "about 4 min (244 s measured, 252 s on a busy machine)", "paper": "an hour or more on a CPU, minutes on a GPU"},
     "08": {"smoke": "under 1 min", "laptop": "about 4 min (204 s measured, 227 s on a busy machine)", "paper": "an hour or more (MILPs of up to 10 min each)"},
 }
 
