@@ -155,7 +155,7 @@ def fab(
 
 
 def boundary_gradients(model: nn.Module, x: Tensor, y: Tensor, classes: int) -> tuple[Tensor, Tensor, Tensor]:
-    """Every rival class's boundary function g_s = f_s − f_y at x and its gradient, in one backward pass.
+    """Every rival class's boundary function g_s = f_s − f_y at x and its gradient.
 
     x: (N, ...), y: (N,), ``classes``: C. Returns (rivals (N, C−1) the classes s ≠ y, g (N, C−1),
     grad (N, C−1, ...)), from one forward and C − 1 vector-Jacobian products batched by vmap.
