@@ -21,7 +21,7 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-from mma_edu.tour import KERNEL, notebooks, run_notebook
+from mma_edu.tour import KERNEL, kernel_problem, notebooks, run_notebook
 
 OUT = Path("build/bench-load")
 
@@ -65,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.load < 1:
         parser.error(f"--load must be at least 1, got {args.load}")
+    problem = kernel_problem(args.kernel)
+    if problem:
+        parser.error(problem)
     books = [nb for nb in notebooks(args.notebooks) if args.only is None or nb.name[:2] in args.only]
     if not books:
         parser.error(f"no notebooks match --only {args.only} in {args.notebooks}/")

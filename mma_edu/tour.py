@@ -16,6 +16,27 @@ from pathlib import Path
 KERNEL = "mma-edu"
 
 
+def kernel_problem(name: str = KERNEL) -> str | None:
+    """Why the Jupyter kernel ``name`` cannot start, in one line with the fix, or None if it looks runnable.
+
+    The course's kernel is user-global: another checkout (or a CI run in another folder) may have registered it
+    last, with a Python that is gone. papermill would then fail on every notebook with a bare "No such file".
+    """
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        spec = KernelSpecManager().get_kernel_spec(name)
+    except NoSuchKernel:
+        return (f"no Jupyter kernel named {name!r}: register it with `make lab` (or "
+                f"`python -m ipykernel install --user --name {name}` from this checkout's .venv)")
+    exe = spec.argv[0] if spec.argv else ""
+    if Path(exe).is_absolute() and not Path(exe).exists():
+        return (f"the Jupyter kernel {name!r} runs {exe}, which does not exist (registered by another checkout?): "
+                f"register it again from this one with `make lab` (or `python -m ipykernel install --user "
+                f"--name {name}`)")
+    return None
+
+
 def notebooks(folder: str | Path = "notebooks") -> list[Path]:
     """The course notebooks in reading order (their file names start with the number)."""
     return sorted(Path(folder).glob("[0-9][0-9]_*.ipynb"))
@@ -61,6 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", default=None, help="override each notebook's profile (smoke, laptop, paper)")
     parser.add_argument("--kernel", default=KERNEL, help=f"Jupyter kernel to run them in (default: {KERNEL})")
     args = parser.parse_args(argv)
+    problem = kernel_problem(args.kernel)
+    if problem:
+        parser.error(problem)
     books = notebooks(args.notebooks)
     if not books:
         print(f"no notebooks found in {args.notebooks}/")
