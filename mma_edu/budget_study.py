@@ -677,8 +677,11 @@ def table(data: dict | None = None) -> str:
         if len(gaps) >= 2:
             t = gap_trend(gaps)
             cross = "not closing" if t["crossing_steps"] is None else f"crosses 0 near {t['crossing_steps']:,.0f} steps"
+            # ± counts the digits' noise only: where other seeds ran, the trend over seeds below is the one to read
+            seeds_ran = any(len(g["seeds"]) >= 2 for g in gaps_over_seeds(data))
             rows.append(f"  trend (seed 0): {100 * t['per_doubling']:+.1f} ± {100 * t['per_doubling_se']:.1f} points "
-                        f"per doubling; {cross}")
+                        f"per doubling; {cross}" + ("  (digit noise only; seeds differ more: read the trend over "
+                                                   "seeds below)" if seeds_ran else ""))
     over_seeds = gaps_over_seeds(data)
     seeded = [g for g in over_seeds if len(g["seeds"]) >= 2]
     if seeded:
