@@ -5,13 +5,13 @@ from __future__ import annotations
 import math
 import numbers
 from contextlib import contextmanager
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import torch
 from torch import Tensor, nn
 
 from .. import norms
-from ..losses import decides_otherwise
+from ..losses import decides_otherwise, logit_margin
 
 Clip = tuple[float, float] | None
 
@@ -208,3 +208,65 @@ def past_rounding(model: nn.Module, x: Tensor, y: Tensor, adv: Tensor, clip: Cli
         adv = torch.where(norms.per_example(now, adv), longer, adv)
         ok = ok | now
     return adv, ok
+
+
+def minimum_norm_search(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    run: Callable[[Tensor, Tensor, Tensor], tuple[Tensor, Tensor]],
+    start: Callable[[int, Tensor, Tensor], Tensor],
+    *,
+    norm: str,
+    restarts: int,
+    search_steps: int,
+    clip: Clip,
+    seed: int | None,
+    lengthen: bool = False,
+) -> tuple[Tensor, Tensor]:
+    """The frame the minimum-norm attacks (FMN, FAB) share: (shortest verified point (N, ...), its length (N,)).
+
+    In eval mode and, with ``seed``, on a forked RNG: for the correctly classified examples xc (n, ...), each
+    restart r runs ``run(xc, yc, start(r, xc, length))`` (``length`` (n,): the shortest found so far, inf where
+    none) and keeps per example the shorter candidate; with ``lengthen``, points within rounding of the boundary
+    are first lengthened past it (:func:`past_rounding`, or dropped); then ``search_steps`` of bisection along
+    x → x_adv, and a last forward pass of its own for every point reported. Length 0 (and x) where x is
+    misclassified, inf (and x) where nothing was found.
+    """
+    x = x.detach()
+    devices = [x.device] if x.device.type == "cuda" else []
+    with eval_mode(model), torch.random.fork_rng(devices=devices, enabled=seed is not None):
+        if seed is not None:
+            torch.manual_seed(seed)
+        with torch.no_grad():
+            logits = model(x)
+            check_labels(logits, y)
+            correct = logit_margin(logits, y) < 0
+        best = x.clone()
+        length = torch.where(correct, torch.inf, 0.0).to(x.dtype)
+        idx = torch.nonzero(correct).squeeze(1)
+        if idx.numel():
+            xc, yc = x[idx], y[idx]
+            for r in range(restarts):
+                cand, cand_len = run(xc, yc, start(r, xc, length[idx]))
+                better = cand_len < length[idx]
+                best[idx[better]] = cand[better]
+                length[idx[better]] = cand_len[better]
+            found = torch.isfinite(length[idx])
+            if found.any() and lengthen:
+                sub = torch.nonzero(found).squeeze(1)
+                past, ok = past_rounding(model, xc[sub], yc[sub], best[idx[sub]], clip)
+                best[idx[sub]] = torch.where(norms.per_example(ok, past), past, xc[sub])
+                length[idx[sub]] = torch.where(ok, norms.norm_of(past - xc[sub], norm), torch.inf)
+                found = torch.isfinite(length[idx])
+            if found.any() and search_steps:
+                sub = torch.nonzero(found).squeeze(1)
+                short = shorten(model, xc[sub], yc[sub], best[idx[sub]] - xc[sub], search_steps, clip)
+                best[idx[sub]] = short
+                length[idx[sub]] = norms.norm_of(short - xc[sub], norm)
+            # Every point reported is checked once more in a forward pass of its own.
+            with torch.no_grad():
+                lost = torch.isfinite(length[idx]) & ~decides_otherwise(model(best[idx]), yc)
+            best[idx[lost]] = xc[lost]
+            length[idx[lost]] = torch.inf
+    return best, length

@@ -39,11 +39,8 @@ import torch
 from torch import Tensor, nn
 
 from .. import norms
-from ..losses import decides_otherwise, logit_margin
-from ._common import (
-    Clip, check_batch, check_count, check_in_range, check_labels, check_positive, eval_mode, past_rounding, shorten,
-    to_box,
-)
+from ..losses import logit_margin
+from ._common import Clip, check_batch, check_count, check_in_range, check_positive, minimum_norm_search, to_box
 
 
 @dataclass
@@ -106,51 +103,20 @@ def fab(
         check_positive(max_eps, "max_eps")
     if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
         raise ValueError(f"seed must be an integer or None, got {seed!r}")
-    x = x.detach()
-    devices = [x.device] if x.device.type == "cuda" else []
-    with eval_mode(model), torch.random.fork_rng(devices=devices, enabled=seed is not None):
-        if seed is not None:
-            torch.manual_seed(seed)
-        with torch.no_grad():
-            logits = model(x)
-            check_labels(logits, y)
-            correct = logit_margin(logits, y) < 0
-        best = x.clone()
-        length = torch.where(correct, torch.inf, 0.0).to(x.dtype)
-        idx = torch.nonzero(correct).squeeze(1)
-        if idx.numel():
-            xc, yc = x[idx], y[idx]
-            for r in range(restarts):
-                if r == 0:
-                    start = xc
-                else:
-                    known = torch.isfinite(length[idx])
-                    radius = torch.where(known, length[idx] / 2, 0.0 if max_eps is None else max_eps / 2)
-                    start = to_box(xc + norms.random_in_ball(xc, radius, norm), clip)
-                cand, cand_len = _fab_run(model, xc, yc, start, norm=norm, steps=steps, alpha_max=alpha_max,
-                                          eta=eta, beta=beta, clip=clip)
-                better = cand_len < length[idx]
-                best[idx[better]] = cand[better]
-                length[idx[better]] = cand_len[better]
-            # FAB stops a hair past the boundary, often within rounding: such a point is lengthened a little
-            # (1e-4 to 1e-2 of it) until it changes the decision beyond rounding, or dropped.
-            found = torch.isfinite(length[idx])
-            if found.any():
-                sub = torch.nonzero(found).squeeze(1)
-                past, ok = past_rounding(model, xc[sub], yc[sub], best[idx[sub]], clip)
-                best[idx[sub]] = torch.where(norms.per_example(ok, past), past, xc[sub])
-                length[idx[sub]] = torch.where(ok, norms.norm_of(past - xc[sub], norm), torch.inf)
-            found = torch.isfinite(length[idx])
-            if found.any() and search_steps:
-                sub = torch.nonzero(found).squeeze(1)
-                short = shorten(model, xc[sub], yc[sub], best[idx[sub]] - xc[sub], search_steps, clip)
-                best[idx[sub]] = short
-                length[idx[sub]] = norms.norm_of(short - xc[sub], norm)
-            # Every point reported is checked once more in a forward pass of its own.
-            with torch.no_grad():
-                lost = torch.isfinite(length[idx]) & ~decides_otherwise(model(best[idx]), yc)
-            best[idx[lost]] = xc[lost]
-            length[idx[lost]] = torch.inf
+
+    def start(r: int, xc: Tensor, known_length: Tensor) -> Tensor:
+        if r == 0:
+            return xc
+        radius = torch.where(torch.isfinite(known_length), known_length / 2, 0.0 if max_eps is None else max_eps / 2)
+        return to_box(xc + norms.random_in_ball(xc, radius, norm), clip)
+
+    def run(xc: Tensor, yc: Tensor, x0: Tensor) -> tuple[Tensor, Tensor]:
+        return _fab_run(model, xc, yc, x0, norm=norm, steps=steps, alpha_max=alpha_max, eta=eta, beta=beta, clip=clip)
+
+    # FAB stops a hair past the boundary, often within rounding: such a point is lengthened a little (1e-4 to
+    # 1e-2 of it) until it changes the decision beyond rounding, or dropped.
+    best, length = minimum_norm_search(model, x, y, run, start, norm=norm, restarts=restarts,
+                                       search_steps=search_steps, clip=clip, seed=seed, lengthen=True)
     return FABResult(x_adv=best, length=length, found=torch.isfinite(length))
 
 

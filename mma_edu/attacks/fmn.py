@@ -46,10 +46,8 @@ import torch
 from torch import Tensor, nn
 
 from .. import norms
-from ..losses import beyond_rounding, decides_otherwise, logit_margin
-from ._common import (
-    Clip, check_batch, check_count, check_in_range, check_labels, check_positive, eval_mode, shorten, to_box,
-)
+from ..losses import beyond_rounding, logit_margin
+from ._common import Clip, check_batch, check_count, check_in_range, check_positive, minimum_norm_search, to_box
 
 
 @dataclass
@@ -120,44 +118,20 @@ def fmn(
         check_positive(max_eps, "max_eps")
     if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
         raise ValueError(f"seed must be an integer or None, got {seed!r}")
-    x = x.detach()
-    devices = [x.device] if x.device.type == "cuda" else []
-    with eval_mode(model), torch.random.fork_rng(devices=devices, enabled=seed is not None):
-        if seed is not None:
-            torch.manual_seed(seed)
-        with torch.no_grad():
-            logits = model(x)
-            check_labels(logits, y)
-            correct = logit_margin(logits, y) < 0
-        best = x.clone()
-        length = torch.where(correct, torch.inf, 0.0).to(x.dtype)
-        idx = torch.nonzero(correct).squeeze(1)
-        if idx.numel():
-            xc, yc = x[idx], y[idx]
-            cap = math.inf if max_eps is None else float(max_eps)
-            for r in range(restarts):
-                if r == 0:
-                    start = torch.zeros_like(xc)
-                else:
-                    known = torch.isfinite(length[idx])
-                    radius = torch.where(known, length[idx], 0.0 if math.isinf(cap) else cap)
-                    start = norms.random_in_ball(xc, radius, norm)
-                cand, cand_len = _fmn_run(model, xc, yc, start, norm=norm, steps=steps, gamma=gamma,
-                                          step_size=step_size, cap=cap, clip=clip)
-                better = cand_len < length[idx]
-                best[idx[better]] = cand[better]
-                length[idx[better]] = cand_len[better]
-            found = torch.isfinite(length[idx])
-            if found.any() and search_steps:
-                sub = torch.nonzero(found).squeeze(1)
-                short = shorten(model, xc[sub], yc[sub], best[idx[sub]] - xc[sub], search_steps, clip)
-                best[idx[sub]] = short
-                length[idx[sub]] = norms.norm_of(short - xc[sub], norm)
-            # Every point reported is checked once more in a forward pass of its own.
-            with torch.no_grad():
-                lost = torch.isfinite(length[idx]) & ~decides_otherwise(model(best[idx]), yc)
-            best[idx[lost]] = xc[lost]
-            length[idx[lost]] = torch.inf
+    cap = math.inf if max_eps is None else float(max_eps)
+
+    def start(r: int, xc: Tensor, known_length: Tensor) -> Tensor:
+        if r == 0:
+            return torch.zeros_like(xc)
+        radius = torch.where(torch.isfinite(known_length), known_length, 0.0 if math.isinf(cap) else cap)
+        return norms.random_in_ball(xc, radius, norm)
+
+    def run(xc: Tensor, yc: Tensor, delta0: Tensor) -> tuple[Tensor, Tensor]:
+        return _fmn_run(model, xc, yc, delta0, norm=norm, steps=steps, gamma=gamma, step_size=step_size, cap=cap,
+                        clip=clip)
+
+    best, length = minimum_norm_search(model, x, y, run, start, norm=norm, restarts=restarts,
+                                       search_steps=search_steps, clip=clip, seed=seed)
     found = torch.isfinite(length)
     return FMNResult(x_adv=best, length=length, found=found)
 
