@@ -35,11 +35,10 @@ from .attacks.fab import fab
 from .attacks.fmn import fmn
 from .losses import decides_otherwise, is_correct, logit_margin, rivals
 
-# Margin estimators of :func:`estimate_margins`.
-METHODS = ("anpgd", "fmn", "fab", "best", "best+fab")
-# Which searches each method runs; the margin is the shortest verified point among them.
+# Margin estimators of :func:`estimate_margins`, and the searches each runs; the margin is the shortest verified point.
 _SEARCHES = {"anpgd": ("anpgd",), "fmn": ("fmn",), "fab": ("fab",), "best": ("anpgd", "fmn"),
              "best+fab": ("anpgd", "fmn", "fab")}
+METHODS = tuple(_SEARCHES)
 # What found each margin: codes of MarginResult.found_by.
 FOUND_BY = ("none", "clean", "anpgd", "fmn", "fab")
 _CODE = {name: i for i, name in enumerate(FOUND_BY)}
